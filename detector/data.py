@@ -1,0 +1,332 @@
+"""Reader of the IPAD dataset layout and the 16-frame clip sampler.
+
+Layout (DESIGN.md, "The data contract")::
+
+    <root>/<scene>/training/frames/<NN>/<iii>.jpg
+    <root>/<scene>/testing/frames/<NN>/<iii>.jpg
+    <root>/<scene>/test_label/<NNN>.npy            video folder 01 pairs with 001.npy
+    <root>/<scene>/{training,testing}/period/<NN>.npy   ours: per frame cycle index and phase
+    <root>/<scene>/{training,testing}/meta/<NN>.json    ours: cycle boundaries, anomalies
+
+Real IPAD label arrays are sometimes longer or shorter than their video. We warn, naming the
+video, and align: a longer array is truncated to the number of frames, a shorter one is padded
+by repeating its last value (the state at the end of the video continues).
+
+Released IPAD has no period files. For such videos the cycle length is estimated from the normal
+training videos by self-similarity (``estimate_cycle_length``) and the phase follows from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+SPLITS = ("training", "testing")
+FRAME_NAME = re.compile(r"^(\d+)\.jpg$")
+
+
+class DataError(ValueError):
+    """A dataset on disk does not follow the IPAD layout; the message says what and where."""
+
+
+@dataclass
+class Video:
+    """One video of a split: its frame files and whatever labels exist beside it."""
+
+    scene: str
+    split: str
+    name: str  # the frame folder name, e.g. "01"
+    frame_paths: list[Path]
+    labels: np.ndarray | None = None  # uint8 [N], 1 = anomalous; testing videos only
+    phase: np.ndarray | None = None  # float [N] in [0, 1)
+    cycle: np.ndarray | None = None  # int [N]
+    meta: dict | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_paths)
+
+    @property
+    def frame_dir(self) -> Path:
+        return self.frame_paths[0].parent
+
+    def __str__(self) -> str:
+        return f"{self.scene}/{self.split}/frames/{self.name}"
+
+
+@dataclass
+class Scene:
+    root: Path
+    name: str
+    training: list[Video] = field(default_factory=list)
+    testing: list[Video] = field(default_factory=list)
+
+    def split(self, split: str) -> list[Video]:
+        return self.training if split == "training" else self.testing
+
+
+# ----------------------------------------------------------------------------- layout reading
+
+
+def list_scenes(root: Path | str) -> list[str]:
+    """Names of the folders under `root` that contain a training or testing split."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any((p / s).is_dir() for s in SPLITS))
+
+
+def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -> Scene:
+    """Read the layout of one scene (file lists and labels; frames are decoded later)."""
+    root = Path(root)
+    scene_dir = root / scene
+    if not scene_dir.is_dir():
+        existing = ", ".join(list_scenes(root)) or "none"
+        raise DataError(f"scene folder {scene_dir} does not exist; scenes under {root}: {existing}")
+    result = Scene(root=root, name=scene)
+    for split in splits:
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+        frames_dir = scene_dir / split / "frames"
+        if not frames_dir.is_dir():
+            existing = ", ".join(list_scenes(root)) or "none"
+            raise DataError(
+                f"split folder {frames_dir} does not exist (expected <root>/<scene>/{split}/frames/<NN>/); "
+                f"scenes under {root}: {existing}"
+            )
+        video_dirs = sorted(p for p in frames_dir.iterdir() if p.is_dir())
+        if not video_dirs:
+            raise DataError(f"empty scene: {frames_dir} holds no video folders (expected 01, 02, …)")
+        videos = [_read_video(scene_dir, scene, split, d) for d in video_dirs]
+        if split == "training":
+            result.training = videos
+        else:
+            result.testing = videos
+    return result
+
+
+def _read_video(scene_dir: Path, scene: str, split: str, video_dir: Path) -> Video:
+    name = video_dir.name
+    if not name.isdigit():
+        raise DataError(f"video folder {video_dir} is not numbered; allowed: 01, 02, … (digits only)")
+    video = Video(scene=scene, split=split, name=name, frame_paths=_frame_paths(video_dir))
+    if split == "testing":
+        video.labels = _read_labels(scene_dir / "test_label" / f"{int(name):03d}.npy", video)
+    period_file = scene_dir / split / "period" / f"{name}.npy"
+    if period_file.is_file():
+        video.cycle, video.phase = read_period(period_file, video.num_frames)
+    meta_file = scene_dir / split / "meta" / f"{name}.json"
+    if meta_file.is_file():
+        video.meta = json.loads(meta_file.read_text())
+    return video
+
+
+def _frame_paths(video_dir: Path) -> list[Path]:
+    files = [p for p in video_dir.iterdir() if not p.name.startswith(".")]
+    if not files:
+        raise DataError(f"empty video: {video_dir} holds no frames (expected 000.jpg, 001.jpg, …)")
+    numbered = {}
+    for path in files:
+        match = FRAME_NAME.match(path.name)
+        if not match:
+            raise DataError(f"unexpected file {path}; allowed frame names: 000.jpg, 001.jpg, … (zero-based, .jpg)")
+        numbered[int(match.group(1))] = path
+    missing = sorted(set(range(len(numbered))) - set(numbered))
+    if missing:
+        raise DataError(
+            f"frames of {video_dir} are not numbered 000.jpg … {len(numbered) - 1:03d}.jpg without gaps; "
+            f"first missing index: {missing[0]:03d}"
+        )
+    return [numbered[i] for i in range(len(numbered))]
+
+
+def _read_labels(path: Path, video: Video) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    labels = np.load(path, allow_pickle=False).reshape(-1).astype(np.uint8)
+    n = video.num_frames
+    if len(labels) > n:
+        warnings.warn(f"label file {path} has {len(labels)} entries but video {video} has {n} frames; "
+                      f"truncated the labels to {n}", stacklevel=2)
+        labels = labels[:n]
+    elif len(labels) < n:
+        last = labels[-1] if len(labels) else 0
+        warnings.warn(f"label file {path} has {len(labels)} entries but video {video} has {n} frames; "
+                      f"padded the labels with the last value ({int(last)}) to {n}", stacklevel=2)
+        labels = np.concatenate([labels, np.full(n - len(labels), last, dtype=np.uint8)])
+    return labels
+
+
+def read_period(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cycle index and phase per frame from a period file.
+
+    Accepts a structured array with fields "cycle" and "phase", or an (N, 2) array whose
+    columns are [cycle, phase].
+    """
+    data = np.load(path, allow_pickle=False)
+    if data.dtype.names and {"cycle", "phase"} <= set(data.dtype.names):
+        cycle, phase = data["cycle"], data["phase"]
+    elif data.ndim == 2 and data.shape[1] == 2:
+        cycle, phase = data[:, 0], data[:, 1]
+    else:
+        raise DataError(f"period file {path} has shape {data.shape} and dtype {data.dtype}; allowed: "
+                        f"(N, 2) [cycle, phase] or a structured array with fields 'cycle' and 'phase'")
+    if len(phase) != num_frames:
+        raise DataError(f"period file {path} has {len(phase)} entries but its video has {num_frames} frames")
+    phase = np.asarray(phase, dtype=np.float64)
+    if phase.size and (phase.min() < 0 or phase.max() >= 1):
+        raise DataError(f"period file {path} has phases outside [0, 1)")
+    return np.asarray(cycle, dtype=np.int64), phase
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def read_frames(paths: list[Path], image_size: int) -> np.ndarray:
+    """Decode frames to uint8 [N, H, W, 3], resized to image_size × image_size.
+
+    Every frame must have the size of the video's first frame; a different one is an error
+    (naming the file), as is a file PIL cannot read.
+    """
+    out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
+    first_size = None
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"cannot read frame {path}: {error}") from None
+        if first_size is None:
+            first_size = image.size
+        elif image.size != first_size:
+            raise DataError(f"frame {path} is {image.size[0]}x{image.size[1]} but the video's first frame is "
+                            f"{first_size[0]}x{first_size[1]}; all frames of a video must have one size")
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.BILINEAR)
+        out[i] = np.asarray(image)
+    return out
+
+
+def to_clip_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> float [3, T, H, W] in [-1, 1]."""
+    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
+    return clip / 127.5 - 1.0
+
+
+def clip_starts(num_frames: int, clip_len: int = 16, stride: int = 1) -> range:
+    """First frame of every clip; a video of N frames gives N - clip_len + 1 clips at stride 1."""
+    return range(0, max(num_frames - clip_len + 1, 0), stride)
+
+
+# ----------------------------------------------------------------------------- phase and cycle length
+
+
+def mean_phase_advance(videos: list[Video]) -> float | None:
+    """Mean phase advance per frame over videos with period labels (None if none have them)."""
+    steps = [np.mod(np.diff(v.phase), 1.0) for v in videos if v.phase is not None and v.num_frames > 1]
+    if not steps:
+        return None
+    return float(np.concatenate(steps).mean())
+
+
+def cycle_length_from_labels(videos: list[Video]) -> float | None:
+    """Cycle length in frames from the period labels (None when no video has them)."""
+    advance = mean_phase_advance(videos)
+    return None if not advance else 1.0 / advance
+
+
+def estimate_cycle_length(frames: np.ndarray, min_lag: int = 4) -> int:
+    """Cycle length of a normal video from its self-similarity.
+
+    The mean squared difference between frames t and t + lag is smallest when the lag is a
+    whole number of cycles; the first lag that is a local minimum and close to the global
+    minimum is the cycle length.
+    """
+    small = frames[:, ::4, ::4].astype(np.float32).reshape(len(frames), -1) / 255.0
+    max_lag = len(small) // 2
+    if max_lag <= min_lag:
+        raise DataError(f"a video of {len(small)} frames is too short to estimate its cycle length "
+                        f"(needs more than {2 * min_lag}); give the cycle length explicitly")
+    lags = np.arange(min_lag, max_lag + 1)
+    distance = np.array([np.mean((small[lag:] - small[:-lag]) ** 2) for lag in lags])
+    floor, ceiling = distance.min(), distance.max()
+    for i in range(len(lags)):
+        left = distance[i - 1] if i > 0 else np.inf
+        right = distance[i + 1] if i + 1 < len(lags) else np.inf
+        if distance[i] <= left and distance[i] <= right and distance[i] <= floor + 0.2 * (ceiling - floor):
+            return int(lags[i])
+    return int(lags[np.argmin(distance)])
+
+
+def assign_estimated_phase(video: Video, cycle_length: float) -> None:
+    """Give a video without period labels a phase, assuming it starts a cycle at frame 0."""
+    t = np.arange(video.num_frames, dtype=np.float64)
+    video.cycle = (t // cycle_length).astype(np.int64)
+    video.phase = np.mod(t / cycle_length, 1.0)
+
+
+def phase_bin(phase: float | np.ndarray, phase_bins: int) -> np.ndarray:
+    """floor(phase * bins), kept inside [0, bins) against rounding at 1."""
+    return np.minimum((np.asarray(phase) * phase_bins).astype(np.int64), phase_bins - 1)
+
+
+# ----------------------------------------------------------------------------- clip dataset
+
+
+class FrameCache:
+    """Decoded frames per video, read on first use (uint8, so a scene fits in memory)."""
+
+    def __init__(self, image_size: int):
+        self.image_size = image_size
+        self._frames: dict[str, np.ndarray] = {}
+
+    def get(self, video: Video) -> np.ndarray:
+        key = str(video.frame_dir)
+        if key not in self._frames:
+            self._frames[key] = read_frames(video.frame_paths, self.image_size)
+        return self._frames[key]
+
+
+class ClipDataset(Dataset):
+    """Clips of `clip_len` frames at `stride` from a list of videos.
+
+    Item: (clip float [3, T, H, W] in [-1, 1], phase bin of the centre frame as int, or -1 when
+    the video has no phase).
+    """
+
+    def __init__(self, videos: list[Video], image_size: int, clip_len: int = 16, stride: int = 1,
+                 phase_bins: int | None = None):
+        if stride < 1:
+            raise DataError(f"clip stride {stride} is not allowed; use a positive integer")
+        self.videos = videos
+        self.clip_len = clip_len
+        self.phase_bins = phase_bins
+        self.cache = FrameCache(image_size)
+        self.index = [(v, s) for v in videos for s in clip_starts(v.num_frames, clip_len, stride)]
+        if not self.index:
+            shortest = min(v.num_frames for v in videos) if videos else 0
+            raise DataError(f"no clips: every video is shorter than one clip of {clip_len} frames "
+                            f"(shortest has {shortest})")
+
+    @property
+    def centre(self) -> int:
+        return self.clip_len // 2
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        video, start = self.index[i]
+        frames = self.cache.get(video)[start:start + self.clip_len]
+        target = -1
+        if self.phase_bins and video.phase is not None:
+            target = int(phase_bin(video.phase[start + self.centre], self.phase_bins))
+        return to_clip_tensor(frames), target
