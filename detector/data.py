@@ -273,6 +273,22 @@ def assign_estimated_phase(video: Video, cycle_length: float) -> None:
     video.phase = np.mod(t / cycle_length, 1.0)
 
 
+def ensure_phase(videos: list[Video], cache: FrameCache, cycle_length: float | None = None) -> float:
+    """Cycle length in frames of normal videos; videos without period labels get an estimated phase.
+
+    Labelled videos give the length directly; otherwise it is `cycle_length` when given, else the
+    median self-similarity estimate over the unlabelled videos.
+    """
+    unlabelled = [v for v in videos if v.phase is None]
+    if cycle_length is None:
+        cycle_length = cycle_length_from_labels(videos)
+    if cycle_length is None:
+        cycle_length = float(np.median([estimate_cycle_length(cache.get(v)) for v in unlabelled]))
+    for video in unlabelled:
+        assign_estimated_phase(video, cycle_length)
+    return float(cycle_length)
+
+
 def phase_bin(phase: float | np.ndarray, phase_bins: int) -> np.ndarray:
     """floor(phase * bins), kept inside [0, bins) against rounding at 1."""
     return np.minimum((np.asarray(phase) * phase_bins).astype(np.int64), phase_bins - 1)

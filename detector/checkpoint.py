@@ -1,0 +1,124 @@
+"""Checkpoints: one folder per saved epoch, written atomically.
+
+    <run>/epoch-0003/model.safetensors     the weights (safetensors, no pickle)
+    <run>/epoch-0003/config.json           model kind, ModelConfig, epoch, run info (scenes, cycle length)
+    <run>/epoch-0003/training_state.pt     optimizer and RNG state (tensors only, read weights_only)
+
+A folder is written under a temporary name and renamed into place, so a checkpoint folder either
+exists complete or not at all; `find_checkpoint(run)` picks the newest. Older epochs beyond
+`keep` are removed after the new one lands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from ipad_detect.config import ModelConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TRAINING_STATE = "training_state.pt"
+FORMAT = 1
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    kind: str
+    config: ModelConfig
+    epoch: int  # epochs completed
+    model: nn.Module
+    info: dict = field(default_factory=dict)
+
+
+def _epoch_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob("epoch-[0-9]*") if (p / CONFIG).is_file())
+
+
+def find_checkpoint(path: Path | str) -> Path | None:
+    """The checkpoint folder at `path`, or the newest one inside the run folder `path`."""
+    path = Path(path)
+    if (path / CONFIG).is_file():
+        return path
+    if path.is_dir():
+        found = _epoch_dirs(path)
+        return found[-1] if found else None
+    return None
+
+
+def save_checkpoint(run_dir: Path | str, model: nn.Module, kind: str, config: ModelConfig, epoch: int,
+                    optimizer: torch.optim.Optimizer | None = None, info: dict | None = None,
+                    keep: int = 2) -> Path:
+    """Write `<run_dir>/epoch-NNNN/` atomically and return it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / f"epoch-{epoch:04d}"
+    temporary = run_dir / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    save_model(model, str(temporary / WEIGHTS))
+    if optimizer is not None:
+        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+                   temporary / TRAINING_STATE)
+    description = {"format": FORMAT, "kind": kind, "epoch": epoch, "config": config.model_dump(),
+                   "info": info or {}}
+    (temporary / CONFIG).write_text(json.dumps(description, indent=2))
+    if final.exists():  # re-saving an epoch (e.g. after a crash right after the rename)
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    for old in _epoch_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_description(path: Path) -> dict:
+    description = json.loads((path / CONFIG).read_text())
+    if description.get("format") != FORMAT:
+        raise ValueError(f"{path / CONFIG}: checkpoint format {description.get('format')!r}, expected {FORMAT}")
+    return description
+
+
+def build(kind: str, config: ModelConfig) -> nn.Module:
+    """An untrained model of `kind` (the detector models, or the phase-aligned nearest neighbour)."""
+    if kind == "phase-nn":
+        from ipad_detect.phase_nn import PhaseNN
+
+        return PhaseNN(config)
+    from ipad_detect.models import build_model
+
+    return build_model(kind, config)
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
+    """Model, kind, config and epoch from a checkpoint folder or a run folder (newest epoch)."""
+    found = find_checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint at {path}: expected a folder with {CONFIG} and {WEIGHTS}, "
+                                f"or a run folder holding epoch-NNNN/ checkpoints")
+    description = read_description(found)
+    config = ModelConfig(**description["config"])
+    model = build(description["kind"], config)
+    if description["kind"] == "phase-nn":
+        model.resize_bank_like(found / WEIGHTS)
+    load_model(model, str(found / WEIGHTS), strict=True, device=str(device))
+    model.to(device).eval()
+    return Checkpoint(path=found, kind=description["kind"], config=config, epoch=description["epoch"],
+                      model=model, info=description.get("info", {}))
+
+
+def load_training_state(checkpoint_dir: Path, optimizer: torch.optim.Optimizer) -> None:
+    """Restore optimizer and torch RNG state saved beside the weights (weights_only load)."""
+    state_file = checkpoint_dir / TRAINING_STATE
+    if not state_file.is_file():
+        return
+    state = torch.load(state_file, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,66 @@
+"""Running a trained model over test videos: raw clip scores for the evaluation harness.
+
+Every clip of 16 frames at stride 1 is passed through the model; its score is the PSNR of the
+reconstructed centre frame (evaluate.psnr). Models with a phase head also give the predicted
+phase bin of every clip, from which the sliding-window phase error E_p is computed with the
+expected advance of phase_bins / cycle_length bins per frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ipad_detect.config import ModelConfig
+from ipad_detect.data import FrameCache, Video, clip_starts, to_clip_tensor
+from ipad_detect.evaluate import VideoScores, psnr
+from ipad_detect.models.phase import window_phase_error
+
+
+@torch.no_grad()
+def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
+                      device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """PSNR of every stride-1 clip's centre frame and the predicted phase bins (None without a head)."""
+    centre = clip_len // 2
+    starts = list(clip_starts(len(frames), clip_len, 1))
+    if not starts:
+        raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {clip_len} frames")
+    model.eval()
+    scores, bins = [], []
+    for first in range(0, len(starts), batch_size):
+        batch = torch.stack([to_clip_tensor(frames[s:s + clip_len]) for s in starts[first:first + batch_size]])
+        batch = batch.to(device)
+        out = model(batch)
+        scores.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
+        if out.phase_logits is not None:
+            bins.append(out.phase_logits.argmax(dim=1).cpu().numpy())
+    return np.concatenate(scores), (np.concatenate(bins) if bins else None)
+
+
+def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: np.ndarray,
+                phase: np.ndarray | None, cycle_length: float | None, batch_size: int = 8,
+                device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw (PSNR, E_p or None) per clip of one video, for any model kind including phase-nn."""
+    if kind == "phase-nn":
+        return model.score_video(frames, phase, config.clip_len), None
+    values, bins = reconstruct_video(model, frames, config.clip_len, batch_size, device)
+    if bins is None or cycle_length is None:
+        return values, None
+    error = window_phase_error(bins, config.phase_bins / cycle_length, config.phase_bins, config.window)
+    return values, error
+
+
+def score_videos(model: torch.nn.Module, kind: str, config: ModelConfig, videos: list[Video],
+                 cycle_length: float | None, batch_size: int = 8, device: str | torch.device = "cpu",
+                 progress: bool = True) -> list[VideoScores]:
+    """Raw scores of labelled test videos (frames decoded one video at a time)."""
+    results = []
+    for video in tqdm(videos, desc="scoring", unit="video", disable=not progress):
+        if video.labels is None:
+            raise ValueError(f"test video {video} has no label file test_label/{int(video.name):03d}.npy; "
+                             f"evaluation needs one per test video")
+        frames = FrameCache(config.image_size).get(video)
+        values, error = score_video(model, kind, config, frames, video.phase, cycle_length, batch_size, device)
+        results.append(VideoScores(video.name, video.labels, values, error))
+    return results

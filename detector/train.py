@@ -1,0 +1,219 @@
+"""Training: Adam on clips of normal training videos, one checkpoint per epoch, resumable.
+
+Reproducible for a given seed: the model is initialised after `torch.manual_seed(seed)`, epoch e
+shuffles with a generator seeded `seed + e`, and the torch RNG is saved with every checkpoint, so
+a run interrupted after epoch k and resumed ends with the same weights as one that never stopped.
+
+Multi-GPU / multi-node through torchrun: when WORLD_SIZE > 1 the process group is initialised
+(nccl on cuda, gloo on cpu), the model is wrapped in DistributedDataParallel, each rank reads its
+share of the clips through a DistributedSampler, and only rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
+from ipad_detect.config import ModelConfig
+from ipad_detect.data import ClipDataset, FrameCache, Video, ensure_phase, load_scene
+
+KINDS = ("full", "vswin", "memae", "conae", "phase-nn")
+
+
+@dataclass
+class TrainOptions:
+    kind: str = "full"
+    epochs: int = 1
+    batch_size: int = 8
+    lr: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
+    stride: int = 1  # clip stride of the training sampler
+    max_clips: int | None = None  # a fixed random subset of the clips per epoch (quick runs)
+    cycle_length: float | None = None  # frames per cycle when videos have no period labels
+    init_weights: Path | None = None  # torchvision swin3d_t state_dict for the encoder
+    bf16: bool = False  # autocast to bfloat16 (GPU)
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    checkpoint: Path | None
+    epoch_losses: list[float] = field(default_factory=list)  # mean total loss of each epoch run now
+    cycle_lengths: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Distributed:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on cuda, gloo on cpu)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    if world_size <= 1:
+        return Distributed(device=torch.device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch_device = torch.device(f"cuda:{local_rank}") if device == "cuda" else torch.device("cpu")
+    if device == "cuda":
+        torch.cuda.set_device(torch_device)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), device=torch_device,
+                       owns_group=owns)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def parse_scenes(scenes: list[str] | str) -> list[str]:
+    """Scene names from repeated options and/or comma lists ("S01,S02")."""
+    items = [scenes] if isinstance(scenes, str) else scenes
+    names = [name.strip() for item in items for name in item.split(",") if name.strip()]
+    if not names:
+        raise ValueError("no scene given; pass --scene S01 (repeat it or use a comma list for several)")
+    return names
+
+
+def training_videos(root: Path, scenes: list[str], cache: FrameCache,
+                    cycle_length: float | None = None) -> tuple[list[Video], dict[str, float]]:
+    """Training videos of every scene, each with a phase (labelled or estimated per scene)."""
+    videos, lengths = [], {}
+    for name in scenes:
+        scene = load_scene(root, name, splits=("training",))
+        lengths[name] = ensure_phase(scene.training, cache, cycle_length)
+        videos += scene.training
+    return videos, lengths
+
+
+def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig) -> int:
+    description = read_description(checkpoint)
+    if description["kind"] != kind or ModelConfig(**description["config"]) != config:
+        raise ValueError(f"{checkpoint} holds a {description['kind']!r} model with config "
+                         f"{description['config']['name']!r} that differs from this run's {kind!r}/{config.name!r}; "
+                         f"use another --out or the same settings to resume")
+    return int(description["epoch"])
+
+
+def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | str | None,
+          options: TrainOptions) -> TrainResult:
+    """Train (or resume) a model of `options.kind` on the training videos of `scenes`."""
+    if options.kind not in KINDS:
+        raise ValueError(f"unknown model kind {options.kind!r}; allowed: {', '.join(KINDS)}")
+    if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
+        raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
+    root, out = Path(root), (Path(out) if out is not None else None)
+    world = setup_distributed(options.device)
+    try:
+        return _train(root, scenes, config, out, options, world)
+    finally:
+        if world.owns_group:
+            dist.destroy_process_group()
+
+
+def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
+           world: Distributed) -> TrainResult:
+    seed_everything(options.seed)
+    cache = FrameCache(config.image_size)
+    videos, lengths = training_videos(root, scenes, cache, options.cycle_length)
+    info = {"data": str(root), "scenes": scenes, "cycle_lengths": lengths,
+            "cycle_length": float(np.median(list(lengths.values()))), "seed": options.seed,
+            "lr": options.lr, "batch_size": options.batch_size, "stride": options.stride}
+
+    if options.kind == "phase-nn":  # nothing to optimise: fill the bank once
+        model = build("phase-nn", config)
+        model.fit(videos, cache)
+        path = save_checkpoint(out, model, "phase-nn", config, 1, info=info) if out and world.is_main else None
+        return TrainResult(model, path, [], lengths)
+
+    dataset = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins)
+    if options.max_clips and options.max_clips < len(dataset):
+        chosen = np.random.default_rng(options.seed).choice(len(dataset), options.max_clips, replace=False)
+        dataset = Subset(dataset, sorted(chosen.tolist()))
+
+    model = build(options.kind, config)
+    if options.init_weights:
+        from ipad_detect.models.swin_weights import load_swin3d_weights
+
+        if not hasattr(model, "encoder"):
+            raise ValueError(f"--init-weights needs a Swin model (full, vswin), not {options.kind!r}")
+        load_swin3d_weights(model.encoder, options.init_weights)
+    model.to(world.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+
+    start_epoch = 0
+    last = find_checkpoint(out) if out else None
+    if last is not None:
+        start_epoch = _check_resumable(last, options.kind, config)
+        from safetensors.torch import load_model
+
+        load_model(model, str(last / "model.safetensors"), device=str(world.device))
+        load_training_state(last, optimizer)
+        if world.is_main and options.progress:
+            print(f"resuming from {last} (epoch {start_epoch} of {options.epochs} done)")
+
+    core = model
+    if world.world_size > 1:
+        ids = [world.device.index] if world.device.type == "cuda" else None
+        model = DistributedDataParallel(core, device_ids=ids, find_unused_parameters=False)
+
+    autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
+                if options.bf16 else nullcontext())
+    losses, path = [], last
+    for epoch in range(start_epoch, options.epochs):
+        if world.world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True,
+                                         seed=options.seed)
+            sampler.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_size=options.batch_size, sampler=sampler)
+        else:
+            generator = torch.Generator().manual_seed(options.seed + epoch)
+            loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, generator=generator)
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",
+                   disable=not (options.progress and world.is_main))
+        for clips, targets in bar:
+            clips = clips.to(world.device, non_blocking=True)
+            phase_target = targets.to(world.device) if bool((targets >= 0).all()) else None
+            with autocast:
+                output = model(clips)
+            loss = core.loss(output, clips, phase_target)["total"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(clips)
+            count += len(clips)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        losses.append(total / max(count, 1))
+        if out is not None and world.is_main:
+            path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
+        if world.world_size > 1:
+            dist.barrier()
+    core.eval()
+    return TrainResult(core, path, losses, lengths)

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from ipad_detect.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from ipad_detect.config import get_config
+from ipad_detect.data import load_scene
+from ipad_detect.evaluate import evaluate_scene
+from ipad_detect.scoring import score_videos
+from ipad_detect.train import TrainOptions, parse_scenes, train
+
+TINY = get_config("tiny")
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory):
+    from conftest import write_scene
+
+    root = tmp_path_factory.mktemp("small")
+    write_scene(root, "S01", num_frames=20, train_videos=1)  # 5 clips per video
+    return root
+
+
+def test_tiny_full_model_lowers_its_loss_and_round_trips(small_root, tmp_path):
+    torch.set_num_threads(2)
+    options = TrainOptions(kind="full", epochs=2, batch_size=2, lr=1e-3, max_clips=4, progress=False)
+    result = train(small_root, ["S01"], TINY, tmp_path / "run", options)
+    assert len(result.epoch_losses) == 2 and result.epoch_losses[1] < result.epoch_losses[0]
+    assert result.checkpoint.name == "epoch-0002" and result.cycle_lengths["S01"] == pytest.approx(12, rel=1e-3)
+
+    videos = load_scene(small_root, "S01").testing[:1]
+    before = score_videos(result.model, "full", TINY, videos, cycle_length=12.0, progress=False)
+    loaded = load_checkpoint(tmp_path / "run")  # the run folder resolves to its newest epoch
+    assert (loaded.kind, loaded.config, loaded.epoch) == ("full", TINY, 2)
+    assert loaded.info["cycle_length"] == pytest.approx(12, rel=1e-3)
+    after = score_videos(loaded.model, loaded.kind, loaded.config, videos, cycle_length=12.0, progress=False)
+    np.testing.assert_array_equal(before[0].psnr, after[0].psnr)
+    np.testing.assert_array_equal(before[0].phase_error, after[0].phase_error)
+    assert before[0].phase_error is not None and len(before[0].psnr) == 5
+
+
+def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
+    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=6, seed=3, progress=False)
+    straight = train(small_root, ["S01"], TINY, tmp_path / "straight", options)
+
+    interrupted = TrainOptions(**{**options.__dict__, "epochs": 1})
+    first = train(small_root, ["S01"], TINY, tmp_path / "resumed", interrupted)
+    assert first.checkpoint.name == "epoch-0001"
+    resumed = train(small_root, ["S01"], TINY, tmp_path / "resumed", options)
+    assert len(resumed.epoch_losses) == 1  # only epoch 2 ran
+    assert resumed.epoch_losses[0] == pytest.approx(straight.epoch_losses[1], rel=1e-6)
+    assert find_checkpoint(tmp_path / "resumed").name == "epoch-0002"
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+    with pytest.raises(ValueError, match="differs from this run's 'memae'"):
+        train(small_root, ["S01"], TINY, tmp_path / "resumed", TrainOptions(kind="memae", epochs=3, progress=False))
+
+
+def test_checkpoint_folders_are_complete_and_pruned(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    for epoch in (1, 2, 3):
+        save_checkpoint(tmp_path, model, "conae", TINY, epoch, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0002", "epoch-0003"]
+    assert sorted(p.name for p in (tmp_path / "epoch-0003").iterdir()) == ["config.json", "model.safetensors"]
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_phase_nn_finds_the_wrong_colour(ipad_root, tmp_path):
+    result = train(ipad_root, ["S01"], TINY, tmp_path / "nn", TrainOptions(kind="phase-nn", progress=False))
+    loaded = load_checkpoint(tmp_path / "nn")
+    scene = load_scene(ipad_root, "S01")
+    scores = score_videos(loaded.model, "phase-nn", TINY, scene.testing, cycle_length=None, progress=False)
+    evaluation = evaluate_scene(scores)
+    assert evaluation.per_video_auc["02"] > 0.95  # a red square is far from every white one at that phase
+    assert len(result.model.bank) == 96  # 2 training videos x 48 frames
+
+    # Real-IPAD-like scene: no period files, the cycle length is estimated and test phases come
+    # from the nearest training frame.
+    real = train(ipad_root, ["R01"], TINY, None, TrainOptions(kind="phase-nn", progress=False))
+    assert real.cycle_lengths["R01"] == 12
+    real_scores = score_videos(real.model, "phase-nn", TINY, load_scene(ipad_root, "R01").testing, None,
+                               progress=False)
+    assert evaluate_scene(real_scores).per_video_auc["02"] > 0.95
+
+
+def test_scene_lists():
+    assert parse_scenes(["S01,S02", "S03"]) == ["S01", "S02", "S03"]
+    with pytest.raises(ValueError, match="no scene given"):
+        parse_scenes([" , "])
