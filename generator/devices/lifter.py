@@ -1,0 +1,149 @@
+"""Lifter: a scissor lift table between two roller conveyors.
+
+Cycle: a load rolls in from the infeed conveyor, the table raises it, holds, lowers, the load rolls
+out onto the outfeed conveyor, a short idle. x runs along the conveyors, z is up, the camera looks
+from -y.
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+
+import numpy as np
+
+from ..anomalies import (ColorChange, CutStep, Jerk, Missing, ShapeChange, Shift, SpeedChange,
+                         Stall, Tilt)
+from ..params import ParamRange
+from ..program import Device, Part, PartState, Pose, Step
+
+BASE_TOP = 0.12  # height of the base frame
+COLLAPSED = 0.1  # scissor span between base and table when the table is down
+TABLE_THICK = 0.06
+CONVEYOR_LEN = 1.6
+ARMS = ("arm_front_a", "arm_front_b", "arm_back_a", "arm_back_b")
+MOVING = ("table", "load", "rod") + ARMS
+
+
+class Lifter(Device):
+    name = "lifter"
+    description = "scissor lift table: load rolls in, table raises, holds, lowers, load rolls out"
+    params = {
+        "table_length": ParamRange(1.0, 1.5, "m", "table top length (along the conveyors)"),
+        "table_width": ParamRange(0.7, 1.0, "m", "table top depth"),
+        "lift_height": ParamRange(0.4, 0.75, "m", "how far the table rises"),
+        "load_length": ParamRange(0.35, 0.6, "m"),
+        "load_width": ParamRange(0.3, 0.5, "m"),
+        "load_height": ParamRange(0.25, 0.45, "m"),
+        "load_hue": ParamRange(0.0, 1.0, "", "hue of the load's paint"),
+        "raise_speed": ParamRange(0.15, 0.3, "m/s"),
+        "lower_speed": ParamRange(0.18, 0.35, "m/s"),
+        "transfer_seconds": ParamRange(1.0, 2.0, "s", "load rolling in / out"),
+        "hold_seconds": ParamRange(0.8, 2.5, "s", "pause at the top"),
+        "idle_seconds": ParamRange(0.3, 1.5, "s", "pause before the next load"),
+    }
+    anomalies = {k.name: k for k in (
+        ColorChange("load_color", "appearance", "the load has another colour", ("load",)),
+        Missing("missing_arm", "appearance", "a scissor arm is missing", ("arm_front_a",)),
+        ShapeChange("load_shape", "appearance", "the load is bigger than the others", ("load",)),
+        Shift("load_shift", "position", "the load sits off-centre on the table", ("load",), axis=1),
+        Tilt("load_tilt", "position", "the load sits askew on the table", ("load",)),
+        Stall("stall", "motion", "the table stops mid-lift, then goes on", MOVING, step="raise"),
+        SpeedChange("fast_lift", "motion", "the table rises too fast", MOVING, step="raise"),
+        Jerk("jerk", "motion", "the table shakes while rising", MOVING, step="raise"),
+        Missing("empty_lift", "logic", "the table lifts with no load placed", ("load",)),
+        CutStep("skip_hold", "logic", "the table lowers at once, skipping the hold", MOVING,
+                step="hold", next_step="lower"),
+        CutStep("early_lower", "logic", "the table lowers before the hold is over", MOVING,
+                step="hold", next_step="lower", keep=(0.15, 0.4)),
+    )}
+
+    def _v(self, key: str) -> float:
+        return self.values[key]
+
+    @property
+    def _arm_length(self) -> float:
+        return 0.92 * self._v("table_length")
+
+    @property
+    def _travel(self) -> float:
+        """x of the load's centre at the far ends of the conveyors."""
+        return self._v("table_length") / 2 + 0.05 + CONVEYOR_LEN * 0.6
+
+    def parts(self) -> dict[str, Part]:
+        tl, tw = self._v("table_length"), self._v("table_width")
+        load = colorsys.hsv_to_rgb(self._v("load_hue"), 0.7, 0.8)
+        parts = [
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
+            Part("base", "box", (tl + 0.1, tw + 0.1, BASE_TOP), (0.18, 0.19, 0.21), "paint"),
+            Part("table", "box", (tl, tw, TABLE_THICK), (0.55, 0.57, 0.6), "steel"),
+            Part("load", "box", (self._v("load_length"), self._v("load_width"),
+                                 self._v("load_height")), tuple(load), "cardboard"),
+            Part("body", "cylinder", (0.14, 0.14, 0.08), (0.12, 0.12, 0.13), "paint"),
+            Part("rod", "cylinder", (0.06, 0.06, 1.0), (0.82, 0.82, 0.85), "chrome"),
+            Part("infeed", "box", (CONVEYOR_LEN, tw * 0.9, BASE_TOP + COLLAPSED + TABLE_THICK),
+                 (0.22, 0.32, 0.48), "paint"),
+            Part("outfeed", "box", (CONVEYOR_LEN, tw * 0.9, BASE_TOP + COLLAPSED + TABLE_THICK),
+                 (0.22, 0.32, 0.48), "paint"),
+            Part("cabinet", "box", (0.35, 0.25, 0.6), (0.85, 0.86, 0.84), "paint"),
+            Part("beacon", "cylinder", (0.1, 0.1, 0.12), (0.95, 0.55, 0.05), "plastic"),
+        ]
+        parts += [Part(a, "box", (self._arm_length, 0.04, 0.05), (0.92, 0.72, 0.08), "paint")
+                  for a in ARMS]
+        return {p.name: p for p in parts}
+
+    def steps(self) -> list[Step]:
+        h = self._v("lift_height")
+        return [
+            Step("load_in", self._v("transfer_seconds")),
+            Step("raise", h / self._v("raise_speed")),
+            Step("hold", self._v("hold_seconds")),
+            Step("lower", h / self._v("lower_speed")),
+            Step("unload", self._v("transfer_seconds")),
+            Step("idle", self._v("idle_seconds")),
+        ]
+
+    def _lift_and_load_x(self, phase: float) -> tuple[float, float]:
+        """Table lift (0 .. lift_height) and load x at a phase: linear moves, as hydraulics do."""
+        step, t = self.step_at(phase)
+        h, far = self._v("lift_height"), self._travel
+        lift = {"raise": t * h, "hold": h, "lower": (1 - t) * h}.get(step, 0.0)
+        x = {"load_in": -far * (1 - t), "unload": far * t, "idle": far}.get(step, 0.0)
+        return lift, x
+
+    def pose(self, phase: float) -> Pose:
+        tl, tw = self._v("table_length"), self._v("table_width")
+        lift, load_x = self._lift_and_load_x(phase)
+        span = COLLAPSED + lift  # scissor height between base top and table bottom
+        table_z = BASE_TOP + span + TABLE_THICK / 2
+        conv_h = BASE_TOP + COLLAPSED + TABLE_THICK
+        conv_x = tl / 2 + 0.05 + CONVEYOR_LEN / 2
+        angle = math.asin(min(span / self._arm_length, 0.999))
+        arm_z = BASE_TOP + span / 2
+        side = tw / 2 - 0.04
+        rod_len = span - 0.08
+        pose = {
+            "floor": PartState((0.0, 0.0, -0.01)),
+            "wall": PartState((0.0, tw / 2 + 1.6, 2.0)),
+            "base": PartState((0.0, 0.0, BASE_TOP / 2)),
+            "table": PartState((0.0, 0.0, table_z)),
+            "load": PartState((load_x, 0.0, table_z + TABLE_THICK / 2 + self._v("load_height") / 2)),
+            "body": PartState((0.0, 0.0, BASE_TOP + 0.04)),
+            "rod": PartState((0.0, 0.0, BASE_TOP + 0.08 + rod_len / 2), scale=(1.0, 1.0, rod_len)),
+            "infeed": PartState((-conv_x, 0.0, conv_h / 2)),
+            "outfeed": PartState((conv_x, 0.0, conv_h / 2)),
+            "cabinet": PartState((conv_x, tw / 2 + 0.45, 0.3)),
+            "beacon": PartState((conv_x, tw / 2 + 0.45, 0.66)),
+            # the two bars of a pair cross side by side, 5 cm apart
+            "arm_front_a": PartState((0.0, -side, arm_z), rotation=(0.0, angle, 0.0)),
+            "arm_front_b": PartState((0.0, -side + 0.05, arm_z), rotation=(0.0, -angle, 0.0)),
+            "arm_back_a": PartState((0.0, side, arm_z), rotation=(0.0, angle, 0.0)),
+            "arm_back_b": PartState((0.0, side - 0.05, arm_z), rotation=(0.0, -angle, 0.0)),
+        }
+        return pose
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        far = self._travel + self._v("load_length") / 2
+        top = BASE_TOP + COLLAPSED + self._v("lift_height") + TABLE_THICK + self._v("load_height")
+        tw = self._v("table_width")
+        return np.array([-far, -tw / 2, 0.0]), np.array([far, tw / 2 + 0.6, top])
