@@ -211,6 +211,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             count += len(clips)
             bar.set_postfix(loss=f"{total / count:.4f}")
         losses.append(total / max(count, 1))
+        if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
+            for buffer in core.buffers():
+                dist.broadcast(buffer, src=0)
         if out is not None and world.is_main:
             path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
         if world.world_size > 1:
