@@ -301,6 +301,7 @@ class Device:
                 "cycle": int(ev.cycle),
                 "first_frame": int(hit[0]) if len(hit) else None,
                 "last_frame": int(hit[-1]) if len(hit) else None,
+                "edited_frames": [int(lo), int(hi)],  # frames the edit touches, [start, end)
             })
         if np.any(labels.astype(bool) & (owner < 0)):
             raise AssertionError(f"{self.name}: a frame differs from its twin outside every event")
