@@ -110,18 +110,21 @@ class WindowAttention3d(nn.Module):
         num_windows = windows.shape[0] // b
         heads, head_dim = self.num_heads, c // self.num_heads
 
-        def split_heads(y: Tensor) -> Tensor:  # [B*nW, V, C] -> [B, nW, heads, V, head_dim]
-            return y.view(b, num_windows, volume, heads, head_dim).transpose(2, 3)
+        # Windows and heads share one axis, [B, nW * heads, V, head_dim], so SDPA gets 4-D inputs
+        # (what its fused GPU kernels take) and the [nW, heads, V, V] bias broadcasts over the batch.
+        def split_heads(y: Tensor) -> Tensor:
+            y = y.view(b, num_windows, volume, heads, head_dim).transpose(2, 3)
+            return y.reshape(b, num_windows * heads, volume, head_dim)
 
         q, k, v = split_heads(self.q(windows)), split_heads(self.k(windows)), split_heads(self.v(windows))
         index = self.relative_position_index[:volume, :volume].flatten()
         bias = self.relative_position_bias_table[index].view(volume, volume, heads).permute(2, 0, 1)
-        bias = bias[None]  # [1, heads, V, V], broadcast over windows
+        bias = bias.expand(num_windows, heads, volume, volume)
         if shifted:
-            mask = _shifted_window_mask(padded, window, shift, x.device)  # type: ignore[arg-type]
-            bias = bias + mask[:, None]  # [nW, heads, V, V]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        out = out.transpose(2, 3).reshape(b * num_windows, volume, c)
+            bias = bias + _shifted_window_mask(padded, window, shift, x.device)[:, None]  # type: ignore[arg-type]
+        bias = bias.reshape(1, num_windows * heads, volume, volume).to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = out.view(b, num_windows, heads, volume, head_dim).transpose(2, 3).reshape(b * num_windows, volume, c)
         out = self.proj(out)
 
         x = _merge_windows(out, window, b, padded)  # type: ignore[arg-type]
