@@ -113,6 +113,22 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
     return result
 
 
+def video_from_frame_dir(frame_dir: Path | str) -> Video:
+    """One video folder, with the labels, period and meta found next to it in the layout.
+
+    `<scene>/<split>/frames/<NN>` is read like `load_scene` reads it; a folder outside the
+    layout is read as bare frames (no labels).
+    """
+    frame_dir = Path(frame_dir)
+    if not frame_dir.is_dir():
+        raise DataError(f"{frame_dir} is not a folder of frames; pass a video folder such as "
+                        f"<root>/<scene>/testing/frames/01 holding 000.jpg, 001.jpg, …")
+    split_dir = frame_dir.parent.parent
+    if frame_dir.parent.name == "frames" and split_dir.name in SPLITS and frame_dir.name.isdigit():
+        return _read_video(split_dir.parent, split_dir.parent.name, split_dir.name, frame_dir)
+    return Video(scene="", split="", name=frame_dir.name, frame_paths=_frame_paths(frame_dir))
+
+
 def _read_video(scene_dir: Path, scene: str, split: str, video_dir: Path) -> Video:
     name = video_dir.name
     if not name.isdigit():

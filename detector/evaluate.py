@@ -109,19 +109,27 @@ def _normalise(arrays: list[np.ndarray], norm: str) -> list[np.ndarray]:
     raise ValueError(f"unknown normalisation {norm!r}; allowed: {', '.join(NORMALISATIONS)}")
 
 
+def combine_scores(psnrs: list[np.ndarray], phase_errors: list[np.ndarray] | None, norm: str = "scene",
+                   phase_weight: float = 0.0) -> list[np.ndarray]:
+    """Normalised normality per video: (1 - w) · norm(PSNR) + w · (1 - norm(E_p)), or norm(PSNR)."""
+    if not 0.0 <= phase_weight <= 1.0:
+        raise ValueError(f"phase weight {phase_weight} is not allowed; use a value in [0, 1]")
+    normality = _normalise(psnrs, norm)
+    if phase_errors is None or phase_weight == 0:
+        return normality
+    phase_normality = [1 - e for e in _normalise(phase_errors, norm)]
+    return [(1 - phase_weight) * r + phase_weight * p for r, p in zip(normality, phase_normality)]
+
+
 def evaluate_scene(videos: list[VideoScores], norm: str = "scene", phase_weight: float = 0.0,
                    clip_len: int = 16) -> EvaluationResult:
     """Frame AUC of one scene from the raw clip scores of its test videos."""
     if not videos:
         raise ValueError("no test videos to evaluate")
-    if not 0.0 <= phase_weight <= 1.0:
-        raise ValueError(f"phase weight {phase_weight} is not allowed; use a value in [0, 1]")
     labels = [v.trimmed_labels(clip_len) for v in videos]
-    normality = _normalise([v.psnr for v in videos], norm)
-    use_phase = phase_weight > 0 and all(v.phase_error is not None for v in videos)
-    if use_phase:
-        phase_normality = [1 - e for e in _normalise([v.phase_error for v in videos], norm)]
-        normality = [(1 - phase_weight) * r + phase_weight * p for r, p in zip(normality, phase_normality)]
+    phase_errors = [v.phase_error for v in videos]
+    use_phase = phase_weight > 0 and all(e is not None for e in phase_errors)
+    normality = combine_scores([v.psnr for v in videos], phase_errors if use_phase else None, norm, phase_weight)
     return EvaluationResult(
         auc=frame_auc(np.concatenate(labels), np.concatenate(normality)),
         per_video_auc={v.name: frame_auc(l, s) for v, l, s in zip(videos, labels, normality)},

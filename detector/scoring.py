@@ -8,13 +8,16 @@ expected advance of phase_bins / cycle_length bins per frame.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.config import ModelConfig
-from ipad_detect.data import FrameCache, Video, clip_starts, to_clip_tensor
-from ipad_detect.evaluate import VideoScores, psnr
+from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
+from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
 from ipad_detect.models.phase import window_phase_error
 
 
@@ -64,3 +67,39 @@ def score_videos(model: torch.nn.Module, kind: str, config: ModelConfig, videos:
         values, error = score_video(model, kind, config, frames, video.phase, cycle_length, batch_size, device)
         results.append(VideoScores(video.name, video.labels, values, error))
     return results
+
+
+def resolve_cycle_length(explicit: float | None, training: list[Video], checkpoint: Checkpoint,
+                         scene: str | None = None) -> float | None:
+    """Frames per cycle for E_p: the value given, else the scene's training period labels, else
+    what the checkpoint learned for this scene (or its median over the training scenes)."""
+    if explicit is not None:
+        if explicit <= 0:
+            raise ValueError(f"cycle length {explicit} is not allowed; give a positive number of frames")
+        return float(explicit)
+    from_labels = cycle_length_from_labels(training)
+    if from_labels is not None:
+        return from_labels
+    lengths = checkpoint.info.get("cycle_lengths", {})
+    return lengths.get(scene, checkpoint.info.get("cycle_length"))
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, root: Path | str, scene: str, norm: str = "scene",
+                        cycle_length: float | None = None, phase_weight: float | None = None,
+                        batch_size: int = 8, device: str | torch.device = "cpu",
+                        progress: bool = True) -> EvaluationResult:
+    """IPAD evaluation of one scene's test videos with a trained checkpoint."""
+    if norm not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {norm!r}; allowed: {', '.join(NORMALISATIONS)}")
+    root = Path(root)
+    testing = load_scene(root, scene, splits=("testing",)).testing
+    has_training = (root / scene / "training" / "frames").is_dir()
+    training = load_scene(root, scene, splits=("training",)).training if has_training else []
+    length = resolve_cycle_length(cycle_length, training, checkpoint, scene)
+    weight = checkpoint.config.phase_score_weight if phase_weight is None else phase_weight
+    model = checkpoint.model.to(device)
+    scores = score_videos(model, checkpoint.kind, checkpoint.config, testing, length, batch_size, device, progress)
+    result = evaluate_scene(scores, norm=norm, phase_weight=weight, clip_len=checkpoint.config.clip_len)
+    result.extra.update({"scene": scene, "data": str(root), "checkpoint": str(checkpoint.path),
+                         "kind": checkpoint.kind, "config": checkpoint.config.name, "cycle_length": length})
+    return result

@@ -1,0 +1,226 @@
+"""`ipad-detect`: train, pretrain, evaluate and score, one verb per job.
+
+Bad input ends with exit code 2 and one line on stderr saying what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from pathlib import Path
+
+KINDS = ("full", "vswin", "memae", "conae", "phase-nn")
+CONFIG_NAMES = ("paper", "tiny")
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run; printed as one line, exit code 2."""
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where to run (default: cuda when available, else cpu)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8, as the paper)")
+    parser.add_argument("--cycle-length", type=float, default=None,
+                        help="frames per work cycle, for videos without period labels (default: from the "
+                             "training period labels, else estimated from the training frames)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
+    parser.add_argument("--scene", required=True, action="append",
+                        help="scene name under --data" + (" (repeat it, or a comma list: S01,S02)"
+                                                          if several_scenes else ""))
+    parser.add_argument("--model", choices=KINDS, default="full",
+                        help="full (ours), vswin (no memory/phase), memae, conae, phase-nn (default full)")
+    parser.add_argument("--config", choices=CONFIG_NAMES, default="paper",
+                        help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU) (default paper)")
+    parser.add_argument("--epochs", type=int, default=50, help="total epochs (default 50, as the paper)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
+    parser.add_argument("--max-clips", type=int, default=None,
+                        help="train on a fixed random subset of this many clips (quick runs)")
+    parser.add_argument("--init-weights", type=Path, default=None,
+                        help="torchvision swin3d_t state_dict (local file) to start the Swin encoder from")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder for the checkpoints; training resumes from the newest one in it "
+                             "(default runs/<scenes>-<model>-<config>)")
+    _add_common(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipad-detect",
+        description="Periodic video anomaly detection (IPAD): train on normal videos, score new ones.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train a model on one scene",
+                             description="Train a model on the normal training videos of one scene. "
+                                         "Writes a checkpoint every epoch; rerun to resume.")
+    _add_training(train, several_scenes=False)
+
+    pretrain = verbs.add_parser("pretrain", help="train one model on several scenes",
+                                description="Train one model on the training videos of several scenes "
+                                            "(e.g. synthetic scenes before fine-tuning on real footage).")
+    _add_training(pretrain, several_scenes=True)
+
+    evaluate = verbs.add_parser("evaluate", help="frame AUC of a checkpoint on a scene's test videos",
+                                description="Score every test video of a scene and compute the frame-level "
+                                            "AUC with IPAD's protocol; prints a summary and writes JSON.")
+    evaluate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
+    evaluate.add_argument("--scene", required=True, help="scene name under --data")
+    evaluate.add_argument("--checkpoint", required=True, type=Path,
+                          help="checkpoint folder, or a run folder (its newest epoch)")
+    evaluate.add_argument("--norm", choices=("scene", "video"), default="scene",
+                          help="min-max normalise over the whole scene (IPAD) or per video (default scene)")
+    evaluate.add_argument("--phase-weight", type=float, default=None,
+                          help="weight of the phase error in the final score, 0..1 (default: the config's)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="JSON file for AUCs and per-frame scores (default evaluation-<scene>.json)")
+    _add_common(evaluate)
+
+    score = verbs.add_parser("score", help="per-frame anomaly scores of one video (CSV + PNG curve)",
+                             description="Score one video folder of frames (000.jpg, 001.jpg, …). Writes "
+                                         "per-frame scores as CSV and a score curve PNG; anomalous frames "
+                                         "are shaded when labels are found next to the video in the layout.")
+    score.add_argument("video", type=Path, metavar="FRAME_DIR",
+                       help="folder of frames, e.g. <root>/<scene>/testing/frames/01")
+    score.add_argument("--checkpoint", required=True, type=Path,
+                       help="checkpoint folder, or a run folder (its newest epoch)")
+    score.add_argument("--phase-weight", type=float, default=None,
+                       help="weight of the phase error in the final score, 0..1 (default: the config's)")
+    score.add_argument("--out", type=Path, default=Path("."), help="folder for the CSV and PNG (default .)")
+    _add_common(score)
+    return parser
+
+
+# ----------------------------------------------------------------------------- verbs
+
+
+def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
+    from ipad_detect.config import get_config
+    from ipad_detect.train import TrainOptions, parse_scenes, train
+
+    scenes = parse_scenes(args.scene)
+    if not several_scenes and len(scenes) > 1:
+        raise UsageError(f"train takes one scene, got {', '.join(scenes)}; use `ipad-detect pretrain` for several")
+    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--stride", args.stride)):
+        if value < 1:
+            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
+    config = get_config(args.config)
+    out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
+    options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           seed=args.seed, device=args.device or _default_device(), stride=args.stride,
+                           max_clips=args.max_clips, cycle_length=args.cycle_length,
+                           init_weights=args.init_weights, bf16=args.bf16, progress=not args.quiet)
+    result = train(args.data, scenes, config, out, options)
+    if result.checkpoint is not None:
+        lengths = ", ".join(f"{s} {v:.1f}" for s, v in result.cycle_lengths.items())
+        losses = ", ".join(f"{v:.4f}" for v in result.epoch_losses) or "-"
+        print(f"trained {args.model} ({args.config}) on {', '.join(scenes)}; cycle length (frames): {lengths}; "
+              f"epoch losses: {losses}; checkpoint: {result.checkpoint}")
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.data import load_scene
+    from ipad_detect.scoring import evaluate_checkpoint
+
+    if not (args.data / args.scene / "testing").is_dir():  # a data error first, before loading a model
+        load_scene(args.data, args.scene, splits=("testing",))
+    device = args.device or _default_device()
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
+                                 cycle_length=args.cycle_length, phase_weight=args.phase_weight,
+                                 batch_size=args.batch_size, device=device, progress=not args.quiet)
+    out = args.out or Path(f"evaluation-{args.scene}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.to_json(), indent=1))
+    auc = "n/a (one class only)" if result.auc is None else f"{100 * result.auc:.1f}%"
+    print(f"{args.scene}: frame AUC {auc} ({checkpoint.kind}, {checkpoint.config.name}, norm {result.norm}, "
+          f"phase weight {result.phase_weight})")
+    for name, value in result.per_video_auc.items():
+        print(f"  video {name}: " + ("one class only" if value is None else f"{100 * value:.1f}%"))
+    print(f"wrote {out}")
+
+
+def _run_score(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.data import load_scene, read_frames, video_from_frame_dir
+    from ipad_detect.evaluate import combine_scores, frame_auc, trim_labels
+    from ipad_detect.plots import plot_score_curve
+    from ipad_detect.scoring import resolve_cycle_length, score_video
+
+    device = args.device or _default_device()
+    video = video_from_frame_dir(args.video)
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    config = checkpoint.config
+    training = []
+    if video.scene and (args.video.parents[2] / "training" / "frames").is_dir():
+        training = load_scene(args.video.parents[3], video.scene, splits=("training",)).training
+    length = resolve_cycle_length(args.cycle_length, training, checkpoint, video.scene)
+    frames = read_frames(video.frame_paths, config.image_size)
+    values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, video.phase, length,
+                                args.batch_size, device)
+    weight = config.phase_score_weight if args.phase_weight is None else args.phase_weight
+    normality = combine_scores([values], None if error is None else [error], "video", weight)[0]
+    first = config.clip_len // 2
+    frame_index = np.arange(first, first + len(values))
+    labels = trim_labels(video.labels, config.clip_len) if video.labels is not None else None
+
+    stem = "-".join(part for part in (video.scene, video.split, video.name) if part)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = args.out / f"{stem}-scores.csv", args.out / f"{stem}-scores.png"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame", "psnr", "phase_error", "anomaly_score", "label"])
+        for i, frame in enumerate(frame_index):
+            writer.writerow([int(frame), f"{values[i]:.4f}", "" if error is None else f"{error[i]:.4f}",
+                             f"{1 - normality[i]:.6f}", "" if labels is None else int(labels[i])])
+    plot_score_curve(png_path, frame_index, 1 - normality, labels,
+                     title=f"{stem} — {checkpoint.kind} ({config.name})")
+    auc = frame_auc(labels, normality) if labels is not None else None
+    summary = f"; frame AUC of this video {100 * auc:.1f}%" if auc is not None else ""
+    print(f"scored {len(values)} frames ({first} … {frame_index[-1]}) of {args.video}{summary}")
+    print(f"wrote {csv_path} and {png_path}")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"ipad-detect: warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
+    from ipad_detect.data import DataError
+
+    try:
+        if args.verb in ("train", "pretrain"):
+            _run_training(args, several_scenes=args.verb == "pretrain")
+        elif args.verb == "evaluate":
+            _run_evaluate(args)
+        else:
+            _run_score(args)
+    except (DataError, UsageError, ValueError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())
+        print(f"ipad-detect {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ipad_detect.cli import main
+
+VERBS = ("train", "pretrain", "evaluate", "score")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from conftest import write_scene
+
+    root = tmp_path_factory.mktemp("cli")
+    write_scene(root, "S01", num_frames=20, train_videos=1)
+    write_scene(root, "S02", num_frames=20, train_videos=1)
+    return root
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    assert "--checkpoint" in capsys.readouterr().out or verb in ("train", "pretrain")
+
+
+def test_console_script_is_installed():
+    done = subprocess.run([sys.executable, "-m", "ipad_detect.cli", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and all(verb in done.stdout for verb in VERBS)
+
+
+def test_train_evaluate_score_on_fixture_data(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--scene", "S01", "--config", "tiny", "--epochs", "1",
+                 "--max-clips", "4", "--batch-size", "2", "--out", str(run), "--quiet"]) == 0
+    assert "checkpoint: " in capsys.readouterr().out and (run / "epoch-0001" / "model.safetensors").is_file()
+
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--data", str(data), "--scene", "S01", "--checkpoint", str(run), "--out", str(report),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "S01: frame AUC" in printed and "video 03: one class only" in printed
+    result = json.loads(report.read_text())
+    assert 0.0 <= result["auc"] <= 1.0 and result["phase_weight"] == 0.5 and result["cycle_length"] == pytest.approx(12)
+    assert set(result["videos"]) == {"01", "02", "03"} and result["per_video_auc"]["03"] is None
+    assert len(result["videos"]["02"]["anomaly_score"]) == 5 == len(result["videos"]["02"]["labels"])
+
+    assert main(["score", str(data / "S01" / "testing" / "frames" / "02"), "--checkpoint", str(run),
+                 "--out", str(tmp_path / "scores"), "--quiet"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "scores" / "S01-testing-02-scores.csv")))
+    assert [int(r["frame"]) for r in rows] == [8, 9, 10, 11, 12]
+    assert [r["label"] for r in rows] == ["1"] * 5  # labels found next to the video
+    assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 and r["phase_error"] != "" for r in rows)
+    assert (tmp_path / "scores" / "S01-testing-02-scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pretrain_phase_nn_on_two_scenes(data, tmp_path, capsys):
+    run = tmp_path / "nn"
+    assert main(["pretrain", "--data", str(data), "--scene", "S01,S02", "--model", "phase-nn", "--config", "tiny",
+                 "--out", str(run), "--quiet"]) == 0
+    assert "on S01, S02" in capsys.readouterr().out
+    assert main(["evaluate", "--data", str(data), "--scene", "S02", "--checkpoint", str(run), "--norm", "video",
+                 "--out", str(tmp_path / "e.json"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["norm"] == "video"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--data", "{data}", "--scene", "S09", "--checkpoint", "{data}"],
+     "S09 does not exist; scenes under"),
+    (["evaluate", "--data", "{data}", "--scene", "S01", "--checkpoint", "{data}/nowhere"], "no checkpoint at"),
+    (["train", "--data", "{data}", "--scene", "S01,S02", "--config", "tiny"], "use `ipad-detect pretrain`"),
+    (["train", "--data", "{data}", "--scene", "S01", "--epochs", "0"], "--epochs 0 is not allowed"),
+    (["train", "--data", "{data}/missing", "--scene", "S01"], "scenes under"),
+    (["score", "{data}/S01/testing/frames/07", "--checkpoint", "{data}"], "is not a folder of frames"),
+])
+def test_bad_input_exits_2_with_one_line(data, argv, message, capsys):
+    assert main([a.format(data=data) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_argparse_refuses_unknown_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x", "--scene", "S01", "--model", "resnet"])
+    assert exit_info.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
