@@ -84,6 +84,20 @@ def resolve_cycle_length(explicit: float | None, training: list[Video], checkpoi
     return lengths.get(scene, checkpoint.info.get("cycle_length"))
 
 
+def score_scene(checkpoint: Checkpoint, root: Path | str, scene: str, cycle_length: float | None = None,
+                batch_size: int = 8, device: str | torch.device = "cpu",
+                progress: bool = True) -> tuple[list[VideoScores], float | None]:
+    """Raw scores of one scene's test videos, and the cycle length used for E_p."""
+    root = Path(root)
+    testing = load_scene(root, scene, splits=("testing",)).testing
+    has_training = (root / scene / "training" / "frames").is_dir()
+    training = load_scene(root, scene, splits=("training",)).training if has_training else []
+    length = resolve_cycle_length(cycle_length, training, checkpoint, scene)
+    model = checkpoint.model.to(device)
+    scores = score_videos(model, checkpoint.kind, checkpoint.config, testing, length, batch_size, device, progress)
+    return scores, length
+
+
 def evaluate_checkpoint(checkpoint: Checkpoint, root: Path | str, scene: str, norm: str = "scene",
                         cycle_length: float | None = None, phase_weight: float | None = None,
                         batch_size: int = 8, device: str | torch.device = "cpu",
@@ -91,14 +105,8 @@ def evaluate_checkpoint(checkpoint: Checkpoint, root: Path | str, scene: str, no
     """IPAD evaluation of one scene's test videos with a trained checkpoint."""
     if norm not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {norm!r}; allowed: {', '.join(NORMALISATIONS)}")
-    root = Path(root)
-    testing = load_scene(root, scene, splits=("testing",)).testing
-    has_training = (root / scene / "training" / "frames").is_dir()
-    training = load_scene(root, scene, splits=("training",)).training if has_training else []
-    length = resolve_cycle_length(cycle_length, training, checkpoint, scene)
+    scores, length = score_scene(checkpoint, root, scene, cycle_length, batch_size, device, progress)
     weight = checkpoint.config.phase_score_weight if phase_weight is None else phase_weight
-    model = checkpoint.model.to(device)
-    scores = score_videos(model, checkpoint.kind, checkpoint.config, testing, length, batch_size, device, progress)
     result = evaluate_scene(scores, norm=norm, phase_weight=weight, clip_len=checkpoint.config.clip_len)
     result.extra.update({"scene": scene, "data": str(root), "checkpoint": str(checkpoint.path),
                          "kind": checkpoint.kind, "config": checkpoint.config.name, "cycle_length": length})
