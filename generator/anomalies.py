@@ -187,3 +187,34 @@ class CutStep(AnomalyKind):
         kept = int(round(rng.uniform(*self.keep) * (hi - lo)))
         seq = tuple(float(u) for u in range(lo, lo + kept)) + tuple(float(u) for u in range(nlo, nhi))
         return self._event(cycle, clock=ClockEdit(lo, seq, nhi))
+
+
+@dataclass(frozen=True)
+class SwapSteps(AnomalyKind):
+    """Two consecutive steps run in the wrong order (`second` before `first`)."""
+
+    first: str = ""
+    second: str = ""
+
+    def plan(self, device, schedule, cycle, rng):
+        a0, a1 = schedule.step_span(cycle, self.first)
+        b0, b1 = schedule.step_span(cycle, self.second)
+        if a1 != b0:
+            raise ValueError(f"{self.name}: steps {self.first} and {self.second} are not adjacent")
+        seq = tuple(float(u) for u in [*range(b0, b1), *range(a0, a1)])
+        return self._event(cycle, clock=ClockEdit(a0, seq, b1))
+
+
+@dataclass(frozen=True)
+class Reverse(AnomalyKind):
+    """Mid-step the motion runs backwards for a while, then forwards again."""
+
+    step: str = ""
+    fraction: tuple[float, float] = (0.3, 0.6)
+
+    def plan(self, device, schedule, cycle, rng):
+        lo, hi = schedule.step_span(cycle, self.step)
+        turn = lo + max(2, int(round(rng.uniform(0.5, 0.8) * (hi - lo))))
+        back = max(2, int(round(rng.uniform(*self.fraction) * (turn - lo))))
+        seq = [*range(lo, turn), *range(turn, turn - back, -1), *range(turn - back, turn)]
+        return self._event(cycle, clock=ClockEdit(lo, tuple(float(u) for u in seq), turn))

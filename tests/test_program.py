@@ -10,10 +10,11 @@ from ipadgen.scene import plan_video, scene_device
 from ipadgen.spec import NuisanceSpec, SceneSpec, resolve_anomalies
 
 LIFTER = get_device("lifter")
+ALL_KINDS = [(d, k) for d, cls in DEVICES.items() for k in cls.anomalies]
 
 
-def spec_for(kind, seed=0, **kw):
-    return SceneSpec(name="t", device="lifter", anomalies=(kind,), seed=seed,
+def spec_for(kind, seed=0, device="lifter", **kw):
+    return SceneSpec(name="t", device=device, anomalies=(kind,), seed=seed,
                      max_anomalies_per_video=1, **kw)
 
 
@@ -25,16 +26,26 @@ def test_generator_core_imports_without_bpy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_every_category_has_at_least_two_kinds():
+def test_lifter_has_two_kinds_per_category():
     cats = [k.category for k in LIFTER.anomalies.values()]
     for c in ("appearance", "position", "motion", "logic"):
         assert cats.count(c) >= 2, c
 
 
-@pytest.mark.parametrize("kind", list(LIFTER.anomalies))
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_cycle_lengths_are_those_of_real_machines(device):
+    """5 to 30 seconds per cycle, as the IPAD paper reports."""
+    cls = DEVICES[device]
+    for seed in range(20):
+        d = scene_device(spec_for(next(iter(cls.anomalies)), seed, device))
+        seconds = sum(s.seconds for s in d.steps())
+        assert 5.0 <= seconds <= 30.0, (seed, seconds)
+
+
+@pytest.mark.parametrize("device, kind", ALL_KINDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_labels_are_one_exactly_on_the_anomaly_span(kind, seed):
-    spec = spec_for(kind, seed)
+def test_labels_are_one_exactly_on_the_anomaly_span(device, kind, seed):
+    spec = spec_for(kind, seed, device)
     device = scene_device(spec)
     for index in (1, 2):
         plan = plan_video(spec, device, "testing", index)
@@ -51,8 +62,9 @@ def test_labels_are_one_exactly_on_the_anomaly_span(kind, seed):
         assert not prog.labels[prog.cycle == 0].any()
 
 
-def test_period_labels_of_normal_videos():
-    spec = spec_for("stall", cycles=4)
+@pytest.mark.parametrize("name", list(DEVICES))
+def test_period_labels_of_normal_videos(name):
+    spec = spec_for(next(iter(DEVICES[name].anomalies)), device=name, cycles=4)
     device = scene_device(spec)
     for index in (1, 2, 3):
         prog = plan_video(spec, device, "training", index).program

@@ -14,7 +14,7 @@ from PIL import Image
 bpy = pytest.importorskip("bpy")
 
 from ipadgen.cli import main  # noqa: E402
-from ipadgen.devices import get_device  # noqa: E402
+from ipadgen.devices import DEVICES, get_device  # noqa: E402
 from ipadgen.render.blender import BlenderRenderer  # noqa: E402
 from ipadgen.scene import plan_video, scene_camera, scene_device  # noqa: E402
 from ipadgen.spec import NuisanceSpec, RenderSpec, SceneSpec  # noqa: E402
@@ -108,36 +108,47 @@ def test_cycles_engine_renders(tmp_path):
 # --------------------------------------------------------------------- the normal twin
 
 
+_renderers: dict[str, BlenderRenderer] = {}
+
+
+def twin_spec(device: str, kind: str) -> SceneSpec:
+    return SceneSpec(name="t", device=device, anomalies=(kind,), fps=5, cycles=3,
+                     max_anomalies_per_video=1, nuisance=NuisanceSpec.off(),
+                     render=RenderSpec(resolution=96))
+
+
 @pytest.fixture(scope="module")
 def twin_renderer():
-    spec = SceneSpec(name="t", device="lifter", anomalies=("stall",), fps=5,
-                     nuisance=NuisanceSpec.off(), render=RenderSpec(resolution=96))
-    device = scene_device(spec)
-    renderer = BlenderRenderer(device.parts(), scene_camera(spec, device), spec.render)
-    yield renderer
-    renderer.close()
+    """One Blender scene per device, shared by its kinds (parameters come from seed 0)."""
+    def get(device: str, spec: SceneSpec, d) -> BlenderRenderer:
+        if device not in _renderers:
+            _renderers[device] = BlenderRenderer(d.parts(), scene_camera(spec, d), spec.render)
+        return _renderers[device]
+    yield get
+    for r in _renderers.values():
+        r.close()
+    _renderers.clear()
 
 
 def _spread(first: int, last: int, k: int = 10) -> list[int]:
     return sorted(set(np.linspace(first, last, k).round().astype(int).tolist()))
 
 
-@pytest.mark.parametrize("kind", list(LIFTER.anomalies))
-def test_anomaly_against_its_normal_twin(kind, twin_renderer):
-    spec = SceneSpec(name="t", device="lifter", anomalies=(kind,), fps=5, cycles=3,
-                     max_anomalies_per_video=1, nuisance=NuisanceSpec.off(),
-                     render=RenderSpec(resolution=96))
+@pytest.mark.parametrize("device_name, kind",
+                         [(d, k) for d, cls in DEVICES.items() for k in cls.anomalies])
+def test_anomaly_against_its_normal_twin(device_name, kind, twin_renderer):
+    spec = twin_spec(device_name, kind)
     device = scene_device(spec)
     plan = plan_video(spec, device, "testing", 1)
     # the anomaly in the middle cycle, so there are frames before and after it
-    planned = LIFTER.anomalies[kind].plan(device, plan.schedule, 1, np.random.default_rng(7))
+    planned = device.anomalies[kind].plan(device, plan.schedule, 1, np.random.default_rng(7))
     prog = device.play(plan.schedule, plan.n_frames, [planned])
     (event,) = prog.events
     # the twin: the same schedule played with no anomaly, long enough for a program running early
     twin = device.play(plan.schedule, plan.n_frames + max(0, -prog.shift), [])
     lo, hi = event["edited_frames"]
     first, last = event["first_frame"], event["last_frame"]
-    r = twin_renderer
+    r = twin_renderer(device_name, spec, device)
 
     def pixels(pose, f):
         return r.render(pose, plan.nuisance.frame(f)).astype(int)

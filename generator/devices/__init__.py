@@ -1,14 +1,33 @@
-"""Device families. Each module declares one `Device` subclass; `DEVICES` maps names to them."""
+"""Device families: every module in this package declares one `Device` subclass.
+
+Modules are found by name, so adding a family is adding a file; `DEVICES` maps device names to
+classes in a stable (alphabetical) order.
+"""
 from __future__ import annotations
 
-from ..program import Device
-from .lifter import Lifter
+import importlib
+import inspect
+import pkgutil
 
-DEVICES: dict[str, type[Device]] = {cls.name: cls for cls in (Lifter,)}
+from ..program import Device
+
+
+def _discover() -> dict[str, type[Device]]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and issubclass(obj, Device) and obj is not Device \
+                    and obj.__module__ == module.__name__:
+                found[obj.name] = obj
+    return dict(sorted(found.items()))
+
+
+DEVICES: dict[str, type[Device]] = _discover()
 
 
 def get_device(name: str) -> type[Device]:
     try:
         return DEVICES[name]
     except KeyError:
-        raise ValueError(f"unknown device {name!r}; allowed: {', '.join(sorted(DEVICES))}") from None
+        raise ValueError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}") from None
