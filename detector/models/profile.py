@@ -13,7 +13,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def count_flops(model: nn.Module, clips: torch.Tensor) -> int:
-    """FLOPs of one forward pass on `clips` (torch's counter: a multiply-add counts as 2)."""
+    """FLOPs of one forward pass on `clips` (torch's counter: a multiply-add counts as 2).
+    Call it on an eval() model: in train mode BatchNorm would update its running statistics."""
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(clips)
