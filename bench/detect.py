@@ -246,7 +246,7 @@ def main() -> None:
     if not args.skip_speed:
         sizes_and_flops()
         encoder_speed(torch.device(args.device), args.encoder_size, 1, args.repeats)
-        cpu_speed(batch=4, steps=args.repeats)
+        cpu_speed(batch=4, steps=max(args.repeats, 8))
         if args.device == "cuda":
             gpu_speed(args.gpu_batch, max(args.repeats, 5), args.peak_tflops)
     root = args.accuracy

@@ -20,10 +20,13 @@ class UsageError(ValueError):
     """A command line that cannot be run; printed as one line, exit code 2."""
 
 
-def _default_device() -> str:
+def _device(args: argparse.Namespace) -> str:
+    """--device, or cuda when available; cuda asked for on a machine without it is a usage error."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +125,7 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
     config = get_config(args.config)
     out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
     options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           seed=args.seed, device=args.device or _default_device(), stride=args.stride,
+                           seed=args.seed, device=_device(args), stride=args.stride,
                            max_clips=args.max_clips, cycle_length=args.cycle_length,
                            init_weights=args.init_weights, bf16=args.bf16, progress=not args.quiet)
     result = train(args.data, scenes, config, out, options)
@@ -140,7 +143,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     if not (args.data / args.scene / "testing").is_dir():  # a data error first, before loading a model
         load_scene(args.data, args.scene, splits=("testing",))
-    device = args.device or _default_device()
+    device = _device(args)
     checkpoint = load_checkpoint(args.checkpoint, device)
     result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
                                  cycle_length=args.cycle_length, phase_weight=args.phase_weight,
@@ -165,7 +168,7 @@ def _run_score(args: argparse.Namespace) -> None:
     from ipad_detect.plots import plot_score_curve
     from ipad_detect.scoring import resolve_cycle_length, score_video
 
-    device = args.device or _default_device()
+    device = _device(args)
     video = video_from_frame_dir(args.video)
     checkpoint = load_checkpoint(args.checkpoint, device)
     config = checkpoint.config

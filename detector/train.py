@@ -219,4 +219,4 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:
             dist.barrier()
     core.eval()
-    return TrainResult(core, path, losses, lengths)
+    return TrainResult(core, path if world.is_main else None, losses, lengths)

@@ -87,3 +87,9 @@ def test_argparse_refuses_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data", "x", "--scene", "S01", "--model", "resnet"])
     assert exit_info.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_exits_2(data, capsys):
+    assert main(["train", "--data", str(data), "--scene", "S01", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
