@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 SPLITS = ("training", "testing")
-FRAME_NAME = re.compile(r"^(\d+)\.jpg$")
+FRAME_NAME = re.compile(r"^(\d{3,})\.jpg$")
 
 
 class DataError(ValueError):

@@ -185,15 +185,17 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
                 if options.bf16 else nullcontext())
     losses, path = [], last
+    pin = world.device.type == "cuda"
     for epoch in range(start_epoch, options.epochs):
         if world.world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True,
                                          seed=options.seed)
             sampler.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_size=options.batch_size, sampler=sampler)
+            loader = DataLoader(dataset, batch_size=options.batch_size, sampler=sampler, pin_memory=pin)
         else:
             generator = torch.Generator().manual_seed(options.seed + epoch)
-            loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, generator=generator)
+            loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, generator=generator,
+                                pin_memory=pin)
         model.train()
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",

@@ -87,7 +87,10 @@ def test_badly_named_frames(make_scene):
     (frame_dir / "005.jpg").rename(frame_dir / "frame5.jpg")
     with pytest.raises(DataError, match=r"frame5.jpg; allowed frame names: 000.jpg, 001.jpg"):
         load_scene(scene_dir.parent, "S01")
-    (frame_dir / "frame5.jpg").rename(frame_dir / "050.jpg")
+    (frame_dir / "frame5.jpg").rename(frame_dir / "5.jpg")
+    with pytest.raises(DataError, match=r"5.jpg; allowed frame names"):
+        load_scene(scene_dir.parent, "S01")
+    (frame_dir / "5.jpg").rename(frame_dir / "050.jpg")
     with pytest.raises(DataError, match=r"without gaps; first missing index: 005"):
         load_scene(scene_dir.parent, "S01")
 
