@@ -119,7 +119,7 @@ def video_from_frame_dir(frame_dir: Path | str) -> Video:
     `<scene>/<split>/frames/<NN>` is read like `load_scene` reads it; a folder outside the
     layout is read as bare frames (no labels).
     """
-    frame_dir = Path(frame_dir)
+    frame_dir = Path(frame_dir).resolve()
     if not frame_dir.is_dir():
         raise DataError(f"{frame_dir} is not a folder of frames; pass a video folder such as "
                         f"<root>/<scene>/testing/frames/01 holding 000.jpg, 001.jpg, …")
