@@ -173,9 +173,10 @@ def _run_score(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(args.checkpoint, device)
     config = checkpoint.config
     training = []
-    scene_dir = video.frame_dir.parents[2]  # <root>/<scene> when the video sits in the layout
-    if video.scene and (scene_dir / "training" / "frames").is_dir():
-        training = load_scene(scene_dir.parent, video.scene, splits=("training",)).training
+    if video.scene:  # the video sits in the layout: <root>/<scene>/<split>/frames/<NN>
+        scene_dir = video.frame_dir.parents[2]
+        if (scene_dir / "training" / "frames").is_dir():
+            training = load_scene(scene_dir.parent, video.scene, splits=("training",)).training
     length = resolve_cycle_length(args.cycle_length, training, checkpoint, video.scene)
     frames = read_frames(video.frame_paths, config.image_size)
     values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, video.phase, length,

@@ -27,8 +27,6 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
     """PSNR of every stride-1 clip's centre frame and the predicted phase bins (None without a head)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1))
-    if not starts:
-        raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {clip_len} frames")
     model.eval()
     scores, bins = [], []
     for first in range(0, len(starts), batch_size):
@@ -45,6 +43,8 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
                 phase: np.ndarray | None, cycle_length: float | None, batch_size: int = 8,
                 device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
     """Raw (PSNR, E_p or None) per clip of one video, for any model kind including phase-nn."""
+    if len(frames) < config.clip_len:
+        raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
     if kind == "phase-nn":
         return model.score_video(frames, phase, config.clip_len), None
     values, bins = reconstruct_video(model, frames, config.clip_len, batch_size, device)

@@ -94,3 +94,16 @@ def test_argparse_refuses_unknown_choices(capsys):
 def test_cuda_without_gpu_exits_2(data, capsys):
     assert main(["train", "--data", str(data), "--scene", "S01", "--device", "cuda"]) == 2
     assert "torch sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
+
+
+def test_score_of_a_video_shorter_than_a_clip_exits_2(data, tmp_path, capsys):
+    import shutil
+
+    short = tmp_path / "short"
+    short.mkdir()
+    for i in range(10):
+        shutil.copy(data / "S01" / "testing" / "frames" / "01" / f"{i:03d}.jpg", short / f"{i:03d}.jpg")
+    assert main(["pretrain", "--data", str(data), "--scene", "S01", "--model", "phase-nn", "--config", "tiny",
+                 "--out", str(tmp_path / "nn"), "--quiet"]) == 0
+    assert main(["score", str(short), "--checkpoint", str(tmp_path / "nn"), "--out", str(tmp_path)]) == 2
+    assert "a video of 10 frames is shorter than one clip of 16 frames" in capsys.readouterr().err
