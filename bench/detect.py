@@ -13,7 +13,7 @@
     python bench/detect.py                      # 1-3 on the CPU
     python bench/detect.py --device cuda        # 1-4 on a GPU
     python bench/detect.py --skip-speed --accuracy ipad_out --epochs 5
-    python bench/detect.py --skip-speed --render bench_data --devices lifter
+    python bench/detect.py --skip-speed --render bench_data --devices lifter,conveyor
 """
 
 from __future__ import annotations
@@ -231,7 +231,8 @@ def main() -> None:
                         help="accuracy table on every scene under an IPAD-layout root")
     parser.add_argument("--render", type=Path, default=None, metavar="DIR",
                         help="render the benchmark set into DIR with ipadgen first, then --accuracy DIR")
-    parser.add_argument("--devices", default="lifter", help="comma list of ipadgen devices for --render")
+    parser.add_argument("--devices", default="all",
+                        help="comma list of ipadgen devices for --render (default all in the device library)")
     parser.add_argument("--render-args", default="--resolution 128 --train-videos 3 --test-videos 3 --cycles 3",
                         help="extra `ipadgen render` options")
     parser.add_argument("--scenes", default=None, help="comma list of scenes (default: all under the root)")
@@ -251,7 +252,13 @@ def main() -> None:
             gpu_speed(args.gpu_batch, max(args.repeats, 5), args.peak_tflops)
     root = args.accuracy
     if args.render is not None:
-        render_benchmark(args.render, args.devices.split(","), seed=0, extra=args.render_args.split())
+        if args.devices == "all":
+            from ipadgen.devices import DEVICES  # only here: the detector itself never imports ipadgen
+
+            devices = sorted(DEVICES)
+        else:
+            devices = args.devices.split(",")
+        render_benchmark(args.render, devices, seed=0, extra=args.render_args.split())
         root = args.render
     if root is not None:
         scenes = args.scenes.split(",") if args.scenes else list_scenes(root)
