@@ -34,6 +34,7 @@ class VideoPlan:
     program: VideoProgram
     schedule: Schedule
     nuisance: Nuisance
+    seed: tuple[int, ...]  # the video's own random stream (also seeds its sensor noise)
 
     @property
     def n_frames(self) -> int:
@@ -79,7 +80,8 @@ def scene_camera(spec: SceneSpec, device: Device) -> CameraPose:
 
 def plan_video(spec: SceneSpec, device: Device, split: str, index: int) -> VideoPlan:
     """One video, from its own random stream: any subset of videos plans the same."""
-    rng = np.random.default_rng([spec.seed, 2 + SPLITS.index(split), index])
+    seed = (spec.seed, 2 + SPLITS.index(split), index)
+    rng = np.random.default_rng(seed)
     schedule = make_schedule(device.steps(), spec.fps, spec.cycles + EXTRA_CYCLES,
                              spec.nuisance.cycle_jitter, rng)
     n_frames = int(schedule.lengths[: spec.cycles].sum())
@@ -92,7 +94,7 @@ def plan_video(spec: SceneSpec, device: Device, split: str, index: int) -> Video
             events.append(kind.plan(device, schedule, int(cycle), rng))
     program = device.play(schedule, n_frames, events)
     nuisance = sample_nuisance(spec.nuisance, n_frames, spec.fps, rng)
-    return VideoPlan(split, index, program, schedule, nuisance)
+    return VideoPlan(split, index, program, schedule, nuisance, seed)
 
 
 def video_jobs(spec: SceneSpec) -> list[tuple[str, int]]:

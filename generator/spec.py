@@ -41,7 +41,19 @@ class RenderSpec(_Spec):
     resolution: int = Field(256, ge=16, le=4096, description="frame width = height, pixels")
     engine: Literal["workbench", "cycles"] = "workbench"
     samples: int = Field(16, ge=1, description="Cycles samples per pixel")
-    jpeg_quality: int = Field(95, ge=50, le=100)
+    jpeg_quality: int = Field(95, ge=10, le=100)
+    style: Literal["synthetic", "real"] = Field(
+        "synthetic", description="synthetic: clean CAD look (IPAD S01-S12); real: a camera stand-in")
+    sensor_noise: float = Field(0.0, ge=0, le=0.2, description="real style: noise std, fraction of 255")
+    lens_distortion: float = Field(0.0, ge=-0.3, le=0.3, description="real style: radial k1 (<0 barrel)")
+    motion_blur: float = Field(0.0, ge=0, lt=1, description="real style: weight of the previous frame")
+
+    @classmethod
+    def real(cls, **overrides) -> "RenderSpec":
+        """The real-like stand-in: Cycles, sensor noise, blur, barrel distortion, JPEG at 80."""
+        values = dict(engine="cycles", style="real", sensor_noise=0.015, lens_distortion=-0.08,
+                      motion_blur=0.35, jpeg_quality=80)
+        return cls(**{**values, **overrides})
 
 
 class SceneSpec(_Spec):

@@ -145,9 +145,11 @@ class BlenderRenderer:
             scene.cycles.samples = self.spec.samples
             scene.cycles.seed = 0
             scene.cycles.use_denoising = True
-            scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 6.0
+            scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 1.5
+            scene.view_settings.view_transform = "AgX"  # a camera-like tone curve
         else:
             scene.render.engine = "BLENDER_WORKBENCH"
+            scene.view_settings.view_transform = "Standard"
             shading = scene.display.shading
             shading.light = "STUDIO"
             shading.color_type = "OBJECT"
@@ -164,7 +166,12 @@ class BlenderRenderer:
             obj.rotation_euler = state.rotation
             obj.scale = tuple(a * b for a, b in zip(part.size, state.scale))
             obj.hide_render = not state.visible
-            color = id_colors[name] if id_colors else (state.color or part.color)
+            if id_colors:
+                color = id_colors[name]
+            else:
+                color = state.color or part.color
+                if self.spec.style == "real":  # worn, dusty paint
+                    color = tuple(0.78 * c + 0.08 for c in color)
             obj.color = (*color, 1.0)
         loc = Vector(self.camera_pose.location) + Vector(nuisance["camera_offset"])
         look = Vector(self.camera_pose.target) - loc
