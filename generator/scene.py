@@ -63,18 +63,33 @@ def scene_device(spec: SceneSpec) -> Device:
 
 
 def scene_camera(spec: SceneSpec, device: Device) -> CameraPose:
-    """A fixed camera per scene, drawn from the seed, framing everything the device moves through."""
+    """A fixed camera per scene, drawn from the seed, as close as it can be while every corner of
+    the device's work area stays inside the frame (5% margin)."""
     rng = np.random.default_rng([spec.seed, 1])
     lo, hi = device.bounds()
     centre = (lo + hi) / 2
-    radius = float(np.linalg.norm(hi - lo)) / 2
     azimuth = math.radians(rng.uniform(*spec.camera.azimuth))
     elevation = math.radians(rng.uniform(*spec.camera.elevation))
-    half_fov = math.atan(18.0 / spec.camera.focal_length)
-    distance = radius / math.sin(half_fov) * 0.95
     direction = np.array([math.sin(azimuth) * math.cos(elevation),
                           -math.cos(azimuth) * math.cos(elevation), math.sin(elevation)])
-    location = centre + distance * direction
+    forward = -direction
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])]) - centre
+    limit = 0.95 * 18.0 / spec.camera.focal_length  # tan of the half field of view, with margin
+
+    def fits(distance: float) -> bool:
+        depth = distance - corners @ direction
+        return bool(np.all(depth > 0) and np.all(np.abs(corners @ right) / depth <= limit)
+                    and np.all(np.abs(corners @ up) / depth <= limit))
+
+    near, far = 0.1, 100.0
+    for _ in range(40):  # bisection on the distance
+        mid = (near + far) / 2
+        near, far = (near, mid) if fits(mid) else (mid, far)
+    location = centre + far * direction
     return CameraPose(tuple(location.tolist()), tuple(centre.tolist()), spec.camera.focal_length)
 
 

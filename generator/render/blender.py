@@ -26,6 +26,7 @@ from ..spec import RenderSpec
 
 MATERIALS = Path(__file__).resolve().parents[2] / "assets" / "materials.yaml"
 BACKGROUND = (0.05, 0.05, 0.06)
+BASE_EXPOSURE = {"workbench": 0.6, "cycles": 0.0}  # stops
 
 
 @contextlib.contextmanager
@@ -155,7 +156,8 @@ class BlenderRenderer:
             shading.color_type = "OBJECT"
             shading.show_shadows = True
             shading.shadow_intensity = 0.45
-            shading.show_cavity = False
+            shading.show_cavity = True  # darkened creases and lit edges: parts read as solids
+            shading.cavity_type = "BOTH"
             shading.show_specular_highlight = True
             scene.display.render_aa = "8"
 
@@ -195,7 +197,7 @@ class BlenderRenderer:
         """RGB frame (H, W, 3) uint8 of a pose under one frame's nuisances."""
         self._apply(pose, nuisance, None)
         view = self.scene.view_settings
-        view.exposure = nuisance["exposure"]
+        view.exposure = BASE_EXPOSURE[self.spec.engine] + nuisance["exposure"]
         view.white_balance_temperature = nuisance["temperature"]
         return self._render()
 
@@ -207,6 +209,7 @@ class BlenderRenderer:
         engine = self.spec.engine
         self._set_engine("workbench")
         shading.light, shading.show_shadows, shading.show_specular_highlight = "FLAT", False, False
+        shading.show_cavity = False
         scene.display.render_aa = "OFF"
         scene.world.color = black
         view.exposure, view.use_white_balance = 0.0, False
