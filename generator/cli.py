@@ -1,6 +1,8 @@
 """`ipadgen`: render labelled industrial videos in the IPAD layout.
 
-Verbs: render (one scene), devices (what can be rendered), preview (contact sheet of a scene).
+Verbs: render (one scene), devices (what can be rendered), preview (contact sheet of a scene),
+schema (JSON schema of a scene file), sample-scenes (new scene files for pretraining), render-set
+(many scene files, parallel, resumable, sharded), verify (audit a rendered scene).
 """
 from __future__ import annotations
 
@@ -105,6 +107,94 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+    print(json.dumps(SceneSpec.model_json_schema(), indent=1))
+    return 0
+
+
+def cmd_sample_scenes(args: argparse.Namespace) -> int:
+    from .sets import sample_scenes, spec_yaml, write_scene_file
+    devices = [d.strip() for d in args.devices.split(",")] if args.devices else None
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1 (got {args.n})")
+    try:
+        specs = sample_scenes(args.n, args.seed, devices, train_videos=args.train_videos,
+                              test_videos=args.test_videos, cycles=args.cycles, fps=args.fps,
+                              resolution=args.resolution,
+                              engine=args.engine or ("cycles" if args.style == "real" else "workbench"),
+                              style=args.style)
+    except ValidationError as e:
+        raise UsageError(_one_line(e)) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
+    header = f"ipadgen sample-scenes --seed {args.seed}; fields: ipadgen schema"
+    clash = [out / f"{s.name}.yaml" for s in specs if (out / f"{s.name}.yaml").exists()
+             and (out / f"{s.name}.yaml").read_text() != spec_yaml(s, header)]
+    if clash:
+        raise UsageError(f"{clash[0]} exists with other content; remove it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        write_scene_file(spec, out / f"{spec.name}.yaml", header)
+    families = sorted({s.device for s in specs})
+    print(f"wrote {len(specs)} scene specs to {out} (devices: {', '.join(families)})")
+    return 0
+
+
+def _load_specs(paths: list[str]):
+    from .sets import SceneFileError, load_scene_files
+    try:
+        return load_scene_files([Path(p) for p in paths])
+    except SceneFileError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_render_set(args: argparse.Namespace) -> int:
+    from .render.run import parse_shard, render_set
+    try:
+        shard = parse_shard(args.shard) if args.shard else (1, 1)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    specs = _load_specs(args.specs)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
+    try:
+        result = render_set(specs, out, workers=args.workers, shard=shard,
+                            progress=not args.quiet)
+    except FileExistsError as e:
+        raise UsageError(str(e)) from None
+    share = f"shard {shard[0]}/{shard[1]}: " if shard[1] > 1 else ""
+    print(f"render-set {share}{result.share} videos in this share: {result.rendered} rendered, "
+          f"{result.already_done} already done, {len(result.failed)} failed")
+    if result.committed:
+        print(f"committed: {', '.join(sorted(result.committed))}")
+    if result.complete:
+        print(f"already complete: {', '.join(sorted(result.complete))}")
+    for name, (done, total) in result.pending.items():
+        print(f"incomplete (other shards or a rerun finish it): {name} {done}/{total} videos")
+    for line in result.failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_scene
+    scene = Path(args.scene)
+    if not (scene / "scene.json").is_file():
+        raise UsageError(f"{scene} is not a rendered scene (no scene.json); give <out>/<scene>")
+    if args.frames_per_event < 1:
+        raise UsageError(f"--frames-per-event must be at least 1 (got {args.frames_per_event})")
+    ok = verify_scene(scene, frames_per_event=args.frames_per_event, all_frames=args.all_frames,
+                      render=not args.no_render)
+    return 0 if ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ipadgen", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -141,6 +231,57 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="PNG path (default <scene>/preview.png)")
     v.add_argument("--frames", type=int, default=6, help="frames per video")
     v.set_defaults(run=cmd_preview)
+
+    sc = sub.add_parser("schema", help="print the JSON schema of a scene file (SceneSpec)")
+    sc.set_defaults(run=cmd_schema)
+
+    ss = sub.add_parser("sample-scenes", help="write N new, different scene specs (YAML)",
+                        description="Write N new scene specs for pretraining: random device "
+                                    "families, parameters inside their ranges, cameras, light "
+                                    "and nuisance levels, anomaly mixes. Deterministic per seed "
+                                    "(for the same device families).")
+    ss.add_argument("--n", type=int, required=True, help="how many scenes")
+    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--out", required=True, help="folder for the <name>.yaml files")
+    ss.add_argument("--devices", help="comma list of families to draw from (default: all)")
+    ss.add_argument("--train-videos", type=int, default=4)
+    ss.add_argument("--test-videos", type=int, default=4)
+    ss.add_argument("--cycles", type=int, default=3)
+    ss.add_argument("--fps", type=float, default=10.0)
+    ss.add_argument("--resolution", type=int, default=256)
+    ss.add_argument("--engine", help="workbench (default) or cycles (default for --style real)")
+    ss.add_argument("--style", default="synthetic", choices=["synthetic", "real"],
+                    help="synthetic (IPAD-like) or real (camera stand-in, see `render --help`)")
+    ss.set_defaults(run=cmd_sample_scenes)
+
+    rs = sub.add_parser("render-set", help="render scene files: parallel, resumable, sharded",
+                        description="Render every video of the given scene files into "
+                                    "<out>/<scene>, one video per worker process. Finished "
+                                    "videos are skipped, unfinished ones redone; a scene appears "
+                                    "only when all its videos are done. --shard K/N renders a "
+                                    "fixed 1/N share (see docs/scale.md).")
+    rs.add_argument("specs", nargs="+", metavar="SPEC",
+                    help="scene files (YAML), or folders of them")
+    rs.add_argument("--out", required=True, help="output root")
+    rs.add_argument("--workers", type=int, default=1, help="videos rendered at once (processes)")
+    rs.add_argument("--shard", metavar="K/N", help="render only share K of N (1-based)")
+    rs.add_argument("--quiet", action="store_true", help="no progress bar")
+    rs.set_defaults(run=cmd_render_set)
+
+    ve = sub.add_parser("verify", help="audit a rendered scene; exit 1 on a failed check",
+                        description="Check a rendered scene against a re-plan of its scene.json: "
+                                    "layout, label lengths and values, period labels, meta, "
+                                    "masks, and (Blender) that labelled frames differ from their "
+                                    "normal twin inside the mask.")
+    ve.add_argument("scene", help="a rendered scene folder, <out>/<scene>")
+    ve.add_argument("--frames-per-event", type=int, default=3,
+                    help="labelled frames per anomaly rendered against the twin (first, last, "
+                         "spread between; default 3)")
+    ve.add_argument("--all-frames", action="store_true",
+                    help="render every labelled frame against its twin")
+    ve.add_argument("--no-render", action="store_true",
+                    help="files, labels, periods, meta and masks only (no Blender)")
+    ve.set_defaults(run=cmd_verify)
     return p
 
 
@@ -149,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except UsageError as e:
-        print(f"ipadgen {args.verb}: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # one line per problem
+            print(f"ipadgen {args.verb}: error: {line}", file=sys.stderr)
         return 2
 
 

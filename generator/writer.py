@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -46,25 +47,56 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     _atomic_bytes(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
+def stage_dir(out_root: Path, scene: str) -> Path:
+    return Path(out_root) / f".{scene}.partial"
+
+
 class SceneWriter:
+    """Writes one scene's videos into its staging folder; `commit` makes the scene visible.
+
+    Several processes (the workers of one `render-set`, or shards on several machines sharing a
+    file system) may write different videos of the same scene at once: creating the staging
+    folder and committing it are both single renames, and whichever process loses a race finds
+    the other's result in place.
+    """
+
     def __init__(self, out_root: Path, scene: str, spec_json: dict):
         self.final = Path(out_root) / scene
-        self.stage = Path(out_root) / f".{scene}.partial"
+        self.stage = stage_dir(out_root, scene)
         if self.final.exists():
             raise FileExistsError(f"{self.final} already exists; remove it or choose another "
                                   f"--scene-name")
-        if self.stage.exists():
-            previous = json.loads((self.stage / "scene.json").read_text())
-            if previous.get("spec") != spec_json.get("spec"):
-                raise FileExistsError(
-                    f"{self.stage} holds an unfinished render of a different spec; remove it to "
-                    f"start over")
-        else:
-            tmp = Path(out_root) / f".{scene}.partial.new"
+        if not self.stage.exists():
+            # a name of our own, so that two processes creating the stage never share a temp dir
+            tmp = Path(out_root) / f".{scene}.partial.new-{socket.gethostname()}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             write_json(tmp / "scene.json", spec_json)
-            os.replace(tmp, self.stage)
+            try:
+                os.replace(tmp, self.stage)
+            except OSError:  # another process made it first (the rename finds a non-empty dir)
+                shutil.rmtree(tmp, ignore_errors=True)
+        previous = json.loads((self.stage / "scene.json").read_text())
+        if previous.get("spec") != spec_json.get("spec"):
+            raise FileExistsError(
+                f"{self.stage} holds an unfinished render of a different spec; remove it to "
+                f"start over")
+
+    @classmethod
+    def attach(cls, stage: Path) -> "SceneWriter":
+        """A writer for a staging folder that exists (a worker process renders into it)."""
+        self = cls.__new__(cls)
+        self.stage = Path(stage)
+        name = self.stage.name
+        if not (name.startswith(".") and name.endswith(".partial")) \
+                or not (self.stage / "scene.json").is_file():
+            raise FileNotFoundError(f"{stage} is not a staging folder (.<scene>.partial with "
+                                    f"scene.json)")
+        self.final = self.stage.with_name(name[1:-len(".partial")])
+        return self
+
+    def is_complete(self, jobs) -> bool:
+        return all(self.is_done(split, index) for split, index in jobs)
 
     def is_done(self, split: str, index: int) -> bool:
         return (self.stage / split / "meta" / f"{video_name(index)}.json").exists()
@@ -102,5 +134,13 @@ class SceneWriter:
         write_json(self.stage / split / "meta" / f"{name}.json", meta)  # last: marks it done
 
     def commit(self) -> Path:
-        os.replace(self.stage, self.final)
+        """Rename the complete staging folder to the scene folder. Temp files an interrupted
+        writer left behind go first; a commit that lost a race to another process is fine."""
+        for tmp in self.stage.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        try:
+            os.replace(self.stage, self.final)
+        except OSError:
+            if self.stage.exists() or not self.final.exists():
+                raise
         return self.final
