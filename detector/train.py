@@ -45,6 +45,8 @@ class TrainOptions:
     init_weights: Path | None = None  # torchvision swin3d_t state_dict for the encoder
     bf16: bool = False  # autocast to bfloat16 (GPU)
     progress: bool = True
+    videos: tuple[str, ...] | None = None  # names of the training videos to use (few-shot), default all
+    period_dir: Path | None = None  # estimate unlabelled scenes' period (period_estimation), written here
 
 
 @dataclass
@@ -100,14 +102,26 @@ def parse_scenes(scenes: list[str] | str) -> list[str]:
     return names
 
 
-def training_videos(root: Path, scenes: list[str], cache: FrameCache,
-                    cycle_length: float | None = None) -> tuple[list[Video], dict[str, float]]:
-    """Training videos of every scene, each with a phase (labelled or estimated per scene)."""
+def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_length: float | None = None,
+                    names: tuple[str, ...] | None = None,
+                    period_dir: Path | None = None) -> tuple[list[Video], dict[str, float]]:
+    """Training videos of every scene (only those in `names` when given), each with a phase:
+    labelled, or estimated per scene. With `period_dir`, unlabelled scenes get phases from
+    `period_estimation` (aligned per video, written to `period_dir/<scene>` for inspection)."""
     videos, lengths = [], {}
     for name in scenes:
-        scene = load_scene(root, name, splits=("training",))
-        lengths[name] = ensure_phase(scene.training, cache, cycle_length)
-        videos += scene.training
+        scene_videos = load_scene(root, name, splits=("training",)).training
+        if names is not None:
+            scene_videos = [v for v in scene_videos if v.name in names]
+            if not scene_videos:
+                raise ValueError(f"none of the training videos {', '.join(names)} exists in scene {name}")
+        if period_dir is not None:
+            from ipad_detect.period_estimation import label_videos
+
+            lengths[name] = label_videos(scene_videos, cache, cycle_length, Path(period_dir) / name)
+        else:
+            lengths[name] = ensure_phase(scene_videos, cache, cycle_length)
+        videos += scene_videos
     return videos, lengths
 
 
@@ -121,8 +135,11 @@ def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig) -> int:
 
 
 def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | str | None,
-          options: TrainOptions) -> TrainResult:
-    """Train (or resume) a model of `options.kind` on the training videos of `scenes`."""
+          options: TrainOptions, model: torch.nn.Module | None = None) -> TrainResult:
+    """Train (or resume) a model of `options.kind` on the training videos of `scenes`.
+
+    `model`: an already built model to train further (fine-tuning a pretrained one, possibly with
+    adapters); only its parameters that require gradients are optimised."""
     if options.kind not in KINDS:
         raise ValueError(f"unknown model kind {options.kind!r}; allowed: {', '.join(KINDS)}")
     if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
@@ -130,20 +147,22 @@ def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | 
     root, out = Path(root), (Path(out) if out is not None else None)
     world = setup_distributed(options.device)
     try:
-        return _train(root, scenes, config, out, options, world)
+        return _train(root, scenes, config, out, options, world, model)
     finally:
         if world.owns_group:
             dist.destroy_process_group()
 
 
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
-           world: Distributed) -> TrainResult:
+           world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
     cache = FrameCache(config.image_size)
-    videos, lengths = training_videos(root, scenes, cache, options.cycle_length)
+    videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, options.period_dir)
     info = {"data": str(root), "scenes": scenes, "cycle_lengths": lengths,
             "cycle_length": float(np.median(list(lengths.values()))), "seed": options.seed,
             "lr": options.lr, "batch_size": options.batch_size, "stride": options.stride}
+    if options.videos is not None:
+        info["videos"] = sorted(v.name for v in videos)
 
     if options.kind == "phase-nn":  # nothing to optimise: fill the bank once
         model = build("phase-nn", config)
@@ -156,7 +175,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         chosen = np.random.default_rng(options.seed).choice(len(dataset), options.max_clips, replace=False)
         dataset = Subset(dataset, sorted(chosen.tolist()))
 
-    model = build(options.kind, config)
+    if model is None:
+        model = build(options.kind, config)
     if options.init_weights:
         from ipad_detect.models.swin_weights import load_swin3d_weights
 
@@ -164,7 +184,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             raise ValueError(f"--init-weights needs a Swin model (full, vswin), not {options.kind!r}")
         load_swin3d_weights(model.encoder, options.init_weights)
     model.to(world.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
 
     start_epoch = 0
     last = find_checkpoint(out) if out else None
