@@ -197,10 +197,10 @@ def read_period(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
                         f"(N, 2) [cycle, phase] or a structured array with fields 'cycle' and 'phase'")
     if len(phase) != num_frames:
         raise DataError(f"period file {path} has {len(phase)} entries but its video has {num_frames} frames")
-    phase = np.asarray(phase, dtype=np.float64)
+    phase = np.ascontiguousarray(phase, dtype=np.float64)  # a structured array's field is a strided view
     if phase.size and (phase.min() < 0 or phase.max() >= 1):
         raise DataError(f"period file {path} has phases outside [0, 1)")
-    return np.asarray(cycle, dtype=np.int64), phase
+    return np.ascontiguousarray(cycle, dtype=np.int64), phase
 
 
 # ----------------------------------------------------------------------------- frames

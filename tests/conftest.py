@@ -42,7 +42,7 @@ def write_video(scene_dir: Path, split: str, name: str, phases: np.ndarray, colo
     if period_format:
         (scene_dir / split / "period").mkdir(parents=True, exist_ok=True)
         if period_format == "structured":
-            period = np.zeros(len(phases), dtype=[("cycle", "<i4"), ("phase", "<f4")])
+            period = np.zeros(len(phases), dtype=[("cycle", "<i4"), ("phase", "<f8")])  # as ipadgen writes
             period["cycle"], period["phase"] = cycles, phases
         else:
             period = np.stack([cycles, phases], axis=1).astype(np.float64)
