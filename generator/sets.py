@@ -297,3 +297,10 @@ def sample_scenes(n: int, seed: int, devices: list[str] | None = None, *, train_
     if len(set(seeds)) != len(seeds):  # astronomically rare; never hand out twins
         raise AssertionError("two sampled scenes share a seed")
     return specs
+
+
+if __name__ == "__main__":  # python -m ipadgen.sets [DIR]: (re)write DIR/S01.yaml ... (default scenes/)
+    import sys
+
+    for written in write_benchmark(Path(sys.argv[1] if len(sys.argv) > 1 else "scenes")):
+        print(f"wrote {written}")

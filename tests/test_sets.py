@@ -29,13 +29,13 @@ def test_reference_scene_file_is_complete_and_valid(index, family):
     if family not in DEVICES:
         pytest.skip(f"device family {family} does not exist yet")
     path = SCENES / f"S{index:02d}.yaml"
-    assert path.is_file(), (f"{path} missing; write it with "
-                            f"python -c 'from ipadgen.sets import write_benchmark; "
-                            f"write_benchmark(\"scenes\")'")
+    fix = "regenerate with: python -m ipadgen.sets scenes"
+    assert path.is_file(), f"{path} missing; {fix}"
     spec = load_scene_file(path)  # raises with field-level lines on any problem
     assert spec.name == f"S{index:02d}" and spec.device == family
-    assert set(spec.params) == set(DEVICES[family].params), "every parameter written out"
-    assert set(spec.anomalies) == set(DEVICES[family].anomalies), "every anomaly kind of the family"
+    assert set(spec.params) == set(DEVICES[family].params), f"every parameter written out; {fix}"
+    assert set(spec.anomalies) == set(DEVICES[family].anomalies), \
+        f"every anomaly kind of the family; {fix}"
     raw = yaml.safe_load(path.read_text())
     assert {"render", "nuisance", "camera", "seed", "fps", "cycles"} <= set(raw), "the full spec"
 
