@@ -1,4 +1,5 @@
-"""`ipad-detect`: train, pretrain, evaluate and score, one verb per job.
+"""`ipad-detect`: train, pretrain, evaluate and score, one verb per job; finetune, estimate-period
+and report for the synthetic-to-real path (paper section 4.4).
 
 Bad input ends with exit code 2 and one line on stderr saying what was wrong and what is allowed.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -106,7 +108,59 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight of the phase error in the final score, 0..1 (default: the config's)")
     score.add_argument("--out", type=Path, default=Path("."), help="folder for the CSV and PNG (default .)")
     _add_common(score)
+    _add_adaptation_verbs(verbs)
     return parser
+
+
+def _add_adaptation_verbs(verbs) -> None:
+    finetune = verbs.add_parser(
+        "finetune", help="adapt a pretrained model to a real scene (full or LoRA, few-shot)",
+        description="Fine-tune a pretrained checkpoint on a real scene's normal training videos (all, or a "
+                    "reproducible fraction of whole videos), evaluate it on the scene's test videos and print "
+                    "AUC, trainable parameters and wall time. Scenes without period labels get estimated ones.")
+    finetune.add_argument("--real", required=True, metavar="SCENE", help="the real scene under --data, e.g. R01")
+    finetune.add_argument("--data", type=Path, default=None,
+                          help="dataset root in the IPAD layout (default: $IPAD_ROOT)")
+    finetune.add_argument("--from", dest="pretrained", required=True, type=Path, metavar="CKPT",
+                          help="checkpoint of ipad-detect train/pretrain (folder or run folder)")
+    finetune.add_argument("--method", choices=("lora", "full"), default="lora",
+                          help="lora: LoRA on q/v, patch embedding and LayerNorms, decoder/memory/phase head "
+                               "trainable; full: every parameter (default lora)")
+    finetune.add_argument("--shots", type=float, default=1.0, metavar="FRACTION",
+                          help="fraction of the real training videos to use, chosen from the seed (default 1: all; "
+                               "the paper's few-shot is 0.2)")
+    finetune.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    finetune.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
+    finetune.add_argument("--lr", type=float, default=None,
+                          help="Adam learning rate (default 1e-3 for lora, 1e-4 for full)")
+    finetune.add_argument("--seed", type=int, default=0, help="seed of the few-shot choice and training (default 0)")
+    finetune.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
+    finetune.add_argument("--max-clips", type=int, default=None, help="train on a fixed random subset of clips")
+    finetune.add_argument("--merge", action="store_true",
+                          help="lora: also write the merged model as a normal checkpoint (<out>/merged)")
+    finetune.add_argument("--out", type=Path, default=None,
+                          help="output folder (default runs/finetune-<scene>-<method>[-shots<f>])")
+    _add_common(finetune)
+
+    estimate = verbs.add_parser(
+        "estimate-period", help="cycle length and phase of unlabelled footage",
+        description="Estimate the cycle length and per-frame phase of a scene's normal training videos from "
+                    "the frames alone; write them in the period/ format under --out (never into --data). "
+                    "Where the scene has period labels, print the errors against them.")
+    estimate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
+    estimate.add_argument("--scene", required=True, help="scene name under --data")
+    estimate.add_argument("--out", type=Path, default=Path("estimated_period"),
+                          help="folder for <scene>/training/period/<NN>.npy and estimate.json "
+                               "(default estimated_period)")
+
+    report = verbs.add_parser(
+        "report", help="tables (like the paper's 2, 3, 4) and score curves from evaluation JSON",
+        description="Turn evaluation JSON files of ipad-detect evaluate/finetune into Markdown and CSV tables "
+                    "(models x scenes; adaptation rows with time and trainable parameters; ablation) and one "
+                    "score-curve PNG per test video.")
+    report.add_argument("json_files", nargs="+", type=Path, metavar="EVAL_JSON", help="evaluation JSON files")
+    report.add_argument("--out", required=True, type=Path, help="folder for the tables and curves")
+    report.add_argument("--no-curves", action="store_true", help="tables only")
 
 
 # ----------------------------------------------------------------------------- verbs
@@ -204,6 +258,67 @@ def _run_score(args: argparse.Namespace) -> None:
     print(f"wrote {csv_path} and {png_path}")
 
 
+def _run_finetune(args: argparse.Namespace) -> None:
+    from ipad_detect.finetune import FinetuneOptions, check_real_scene, finetune
+
+    data = args.data or (Path(os.environ["IPAD_ROOT"]) if os.environ.get("IPAD_ROOT") else None)
+    if data is None:
+        raise UsageError("no data root: pass --data ROOT or set IPAD_ROOT to the dataset root in the IPAD layout")
+    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--stride", args.stride),
+                        ("--rank", args.rank)):
+        if value < 1:
+            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
+    if not 0 < args.shots <= 1:
+        raise UsageError(f"--shots {args.shots} is not allowed; give a fraction of the training videos in (0, 1]")
+    check_real_scene(data, args.real)  # before loading any model
+    shots = "" if args.shots == 1 else f"-shots{args.shots:g}"
+    out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"
+    options = FinetuneOptions(method=args.method, shots=args.shots, rank=args.rank, epochs=args.epochs,
+                              batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=_device(args),
+                              stride=args.stride, max_clips=args.max_clips, cycle_length=args.cycle_length,
+                              merge=args.merge, progress=not args.quiet)
+    result = finetune(data, args.real, args.pretrained, out, options)
+    auc = "n/a (one class only)" if result.evaluation.auc is None else f"{100 * result.evaluation.auc:.1f}%"
+    print(f"{args.real}: frame AUC {auc} after {args.method} fine-tuning on {len(result.videos)} training "
+          f"video(s) ({', '.join(result.videos)}), {args.epochs} epoch(s)")
+    print(f"trainable parameters: {result.trainable_parameters:,} of {result.total_parameters:,} "
+          f"({100 * result.trainable_share:.1f}%)")
+    print(f"wall time: {result.wall_time_s:.1f} s (fine-tuning); cycle length {result.cycle_length:.2f} frames")
+    for label, path in (("adapter", result.adapter_dir), ("checkpoint", result.checkpoint)):
+        if path is not None:
+            print(f"{label}: {path}")
+    print(f"wrote {result.json_path}")
+
+
+def _run_estimate_period(args: argparse.Namespace) -> None:
+    from ipad_detect.period_estimation import estimate_scene
+
+    if args.out.resolve() == args.data.resolve() or args.data.resolve() in args.out.resolve().parents:
+        raise UsageError(f"--out {args.out} lies inside --data {args.data}; estimates are never written into "
+                         f"the dataset, choose a folder outside it")
+    result = estimate_scene(args.data, args.scene, args.out)
+    videos = len(result.estimate.phase)
+    print(f"{args.scene}: estimated cycle length {result.estimate.cycle_length:.2f} frames "
+          f"(from {videos} training video(s))")
+    if result.true_cycle_length is not None:
+        print(f"  labelled cycle length {result.true_cycle_length:.2f} frames: error "
+              f"{result.cycle_length_error_percent:.2f}%")
+        print(f"  phase error (mean circular, after aligning phase 0): {result.phase_error:.4f} cycles "
+              f"({360 * result.phase_error:.1f} degrees)")
+    print(f"wrote {result.period_dir} and {result.period_dir.parent.parent / 'estimate.json'}")
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from ipad_detect.report import make_report
+
+    written = make_report(args.json_files, args.out, curves=not args.no_curves)
+    for table in written["tables"]:
+        print(table.markdown())
+    curves = len(written.get("curves", []))
+    print(f"wrote {written['report']}, {len(written['tables'])} table(s) as .md and .csv"
+          + (f", {curves} score curve(s) in {args.out / 'curves'}" if curves else ""))
+
+
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"ipad-detect: warning: {message}\n"
 
@@ -218,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
             _run_training(args, several_scenes=args.verb == "pretrain")
         elif args.verb == "evaluate":
             _run_evaluate(args)
+        elif args.verb == "finetune":
+            _run_finetune(args)
+        elif args.verb == "estimate-period":
+            _run_estimate_period(args)
+        elif args.verb == "report":
+            _run_report(args)
         else:
             _run_score(args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:
