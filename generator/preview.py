@@ -26,10 +26,9 @@ def _pick_frames(n: int, k: int, spans: list[tuple[int, int]]) -> list[int]:
     return sorted(set(must + spread))[: max(k, len(must))]
 
 
-def _tile(scene: Path, split: str, video: str, frame_file: str, mask: np.ndarray | None,
-          caption: str, anomalous: bool) -> Image.Image:
-    with Image.open(scene / split / "frames" / video / frame_file) as im:
-        rgb = np.asarray(im.convert("RGB")).copy()
+def annotate(rgb: np.ndarray, mask: np.ndarray | None, caption: str, anomalous: bool) -> Image.Image:
+    """A captioned tile; a red caption marks an anomalous frame, a red line outlines its mask."""
+    rgb = rgb.copy()
     if mask is not None and mask.any():
         rgb[_outline(mask)] = OUTLINE
     tile = Image.fromarray(rgb).resize((TILE, TILE), Image.BILINEAR)
@@ -37,6 +36,22 @@ def _tile(scene: Path, split: str, video: str, frame_file: str, mask: np.ndarray
     draw.rectangle([0, 0, TILE, 13], fill=(150, 0, 0) if anomalous else (0, 0, 0))
     draw.text((3, 1), caption, fill=(255, 255, 255))
     return tile
+
+
+def _tile(scene: Path, split: str, video: str, frame_file: str, mask: np.ndarray | None,
+          caption: str, anomalous: bool) -> Image.Image:
+    with Image.open(scene / split / "frames" / video / frame_file) as im:
+        return annotate(np.asarray(im.convert("RGB")), mask, caption, anomalous)
+
+
+def grid(rows: list[list[Image.Image]]) -> Image.Image:
+    """Tiles pasted row by row on a dark sheet."""
+    width = max(len(r) for r in rows) * TILE
+    sheet = Image.new("RGB", (width, len(rows) * TILE), (30, 30, 30))
+    for y, tiles in enumerate(rows):
+        for x, tile in enumerate(tiles):
+            sheet.paste(tile, (x * TILE, y * TILE))
+    return sheet
 
 
 def contact_sheet(scene: Path, out: Path, frames_per_video: int = 6) -> Path:
@@ -66,11 +81,6 @@ def contact_sheet(scene: Path, out: Path, frames_per_video: int = 6) -> Path:
                 caption = f"{split[:5]} {video} f{f}" + (f" {kinds[f]}" if labels[f] else "")
                 tiles.append(_tile(scene, split, video, files[f], mask, caption, bool(labels[f])))
             rows.append(tiles)
-    width = max(len(r) for r in rows) * TILE
-    sheet = Image.new("RGB", (width, len(rows) * TILE), (30, 30, 30))
-    for y, tiles in enumerate(rows):
-        for x, tile in enumerate(tiles):
-            sheet.paste(tile, (x * TILE, y * TILE))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    grid(rows).save(out)
     return out
