@@ -21,7 +21,7 @@ def test_gallery_pairs_every_kind_with_its_twin(tmp_path):
     assert sheet.shape[0] == math.ceil(kinds / PAIRS_PER_ROW) * TILE
     for k in range(kinds):  # caption bars: normal (black) then anomalous (red), pair by pair
         row, col = divmod(2 * k, 2 * PAIRS_PER_ROW)
-        normal = sheet[row * TILE + 2, col * TILE + TILE // 2]
-        anomalous = sheet[row * TILE + 2, (col + 1) * TILE + TILE // 2]
+        normal = sheet[row * TILE + 6, col * TILE + TILE - 3]  # right of the caption text
+        anomalous = sheet[row * TILE + 6, (col + 2) * TILE - 3]
         assert normal[0] < 60 and anomalous[0] > 120, k
     assert "![lifter](lifter.png)" in (tmp_path / "index.md").read_text()
