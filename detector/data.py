@@ -69,9 +69,6 @@ class Scene:
     training: list[Video] = field(default_factory=list)
     testing: list[Video] = field(default_factory=list)
 
-    def split(self, split: str) -> list[Video]:
-        return self.training if split == "training" else self.testing
-
 
 # ----------------------------------------------------------------------------- layout reading
 
