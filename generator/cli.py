@@ -169,6 +169,10 @@ def cmd_render_set(args: argparse.Namespace) -> int:
                             progress=not args.quiet)
     except FileExistsError as e:
         raise UsageError(str(e)) from None
+    except KeyboardInterrupt:
+        print("ipadgen render-set: interrupted; the same command resumes (done videos are kept)",
+              file=sys.stderr)
+        return 130
     share = f"shard {shard[0]}/{shard[1]}: " if shard[1] > 1 else ""
     print(f"render-set {share}{result.share} videos in this share: {result.rendered} rendered, "
           f"{result.already_done} already done, {len(result.failed)} failed")

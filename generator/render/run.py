@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -122,17 +124,42 @@ def _worker_command(stage: Path, split: str, index: int) -> list[str]:
     return [sys.executable, "-m", "ipadgen.render.worker", str(stage), split, str(index)]
 
 
-def _run_worker(stage: Path, final: Path, split: str, index: int) -> tuple[str, str]:
-    if final.exists():  # another shard committed the scene meanwhile
-        return "done", ""
-    proc = subprocess.run(_worker_command(stage, split, index), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace")
-    if proc.returncode == 0:
-        return "rendered", ""
-    if final.exists():
-        return "done", ""
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip() and "EGL" not in ln]
-    return "failed", lines[-1] if lines else f"worker exit status {proc.returncode}"
+class _Workers:
+    """The worker processes running now, so that an interrupted run stops them too."""
+
+    def __init__(self):
+        self.live: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def run(self, stage: Path, final: Path, split: str, index: int) -> tuple[str, str]:
+        if final.exists():  # another shard committed the scene meanwhile
+            return "done", ""
+        with self.lock:
+            if self.stopping:
+                return "failed", "interrupted"
+            proc = subprocess.Popen(_worker_command(stage, split, index), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
+            self.live.add(proc)
+        out, _ = proc.communicate()
+        with self.lock:
+            self.live.discard(proc)
+        if proc.returncode == 0:
+            return "rendered", ""
+        if final.exists():
+            return "done", ""
+        lines = [ln for ln in out.splitlines() if ln.strip() and "EGL" not in ln]
+        return "failed", lines[-1] if lines else f"worker exit status {proc.returncode}"
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for proc in self.live:
+                proc.kill()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def render_set(specs: list[SceneSpec], out_root: Path, workers: int = 1,
@@ -173,23 +200,38 @@ def render_set(specs: list[SceneSpec], out_root: Path, workers: int = 1,
             w.commit()
             result.committed.append(name)
 
-    with tqdm(total=len(share), initial=result.already_done, unit="video", disable=not progress,
-              desc="render-set" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")) as bar, \
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_run_worker, writers[name].stage, writers[name].final, split, index):
-                   (name, split, index) for name, split, index in todo}
-        for fut in as_completed(futures):
-            name, split, index = futures[fut]
-            status, why = fut.result()
-            if status == "failed":
-                result.failed.append(f"{name} {split} video {index:02d}: {why}")
-            elif status == "rendered":
-                result.rendered += 1
-            else:
-                result.already_done += 1
-            bar.update(1)
-            if status != "failed":
-                try_commit(name)
+    running = _Workers()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    # SIGTERM (a preempted Slurm task, a deleted pod) stops the workers like Ctrl-C does; the
+    # next run resumes. Only the main thread may set a handler.
+    previous = (signal.signal(signal.SIGTERM, _raise_interrupt)
+                if threading.current_thread() is threading.main_thread() else None)
+    try:
+        with tqdm(total=len(share), initial=result.already_done, unit="video",
+                  disable=not progress,
+                  desc="render-set" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")) as bar:
+            futures = {pool.submit(running.run, writers[name].stage, writers[name].final, split,
+                                   index): (name, split, index) for name, split, index in todo}
+            for fut in as_completed(futures):
+                name, split, index = futures[fut]
+                status, why = fut.result()
+                if status == "failed":
+                    result.failed.append(f"{name} {split} video {index:02d}: {why}")
+                elif status == "rendered":
+                    result.rendered += 1
+                else:
+                    result.already_done += 1
+                bar.update(1)
+                if status != "failed":
+                    try_commit(name)
+    except BaseException:
+        running.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    pool.shutdown()
     for name, w in writers.items():
         if name in result.committed:
             continue
