@@ -18,7 +18,8 @@ from .spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
 
 FLAG_OF = {"train_videos": "--train-videos", "test_videos": "--test-videos",
            "cycles": "--cycles", "resolution": "--resolution", "engine": "--engine",
-           "seed": "--seed", "name": "--scene-name", "fps": "--fps", "samples": "--samples"}
+           "seed": "--seed", "name": "--scene-name", "fps": "--fps", "samples": "--samples",
+           "style": "--style"}
 
 
 class UsageError(Exception):
@@ -53,12 +54,16 @@ def build_spec(args: argparse.Namespace) -> SceneSpec:
         raise UsageError(str(e)) from None
     name = args.scene_name or re.sub(r"[^A-Za-z0-9_.-]+", "+", f"{args.device}-{args.anomalies}-{args.seed}")
     try:
-        render = RenderSpec(resolution=args.resolution, engine=args.engine, samples=args.samples)
+        # --style real: the camera stand-in, on Cycles unless --engine says otherwise
+        engine = args.engine or ("cycles" if args.style == "real" else "workbench")
+        look = RenderSpec.real if args.style == "real" else RenderSpec
+        render = look(resolution=args.resolution, engine=engine, samples=args.samples)
         spec = SceneSpec(name=name, device=args.device, params=_parse_params(args.param),
                          anomalies=anomalies, seed=args.seed, train_videos=args.train_videos,
                          test_videos=args.test_videos, cycles=args.cycles, fps=args.fps,
                          render=render,
-                         nuisance=NuisanceSpec.off() if args.no_nuisance else NuisanceSpec())
+                         nuisance=NuisanceSpec.off() if args.no_nuisance else NuisanceSpec(
+                             light_color=1500.0 if args.style == "real" else 600.0))
         from .scene import scene_device
         scene_device(spec)  # checks given parameters against their ranges
     except ValidationError as e:
@@ -93,6 +98,19 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("  anomalies:")
         for kind in cls.anomalies.values():
             print(f"    {kind.category:10s} {kind.name:14s} {kind.description}")
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    devices = args.devices.split(",") if args.devices else None
+    for name in devices or []:
+        try:
+            get_device(name)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    from .gallery import write_gallery
+    for path in write_gallery(Path(args.out), devices, args.resolution):
+        print(f"wrote {path}")
     return 0
 
 
@@ -218,8 +236,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cycles", type=int, default=3, help="work cycles per video")
     r.add_argument("--fps", type=float, default=10.0)
     r.add_argument("--resolution", type=int, default=256, help="frame size in pixels (square)")
-    r.add_argument("--engine", default="workbench", help="workbench (fast) or cycles")
+    r.add_argument("--engine", help="workbench (fast, default) or cycles (default for --style real)")
     r.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
+    r.add_argument("--style", default="synthetic", choices=["synthetic", "real"],
+                   help="synthetic: clean IPAD-like look; real: a stand-in for camera footage "
+                        "(Cycles, worn colours, sensor noise, motion blur, lens distortion, JPEG 80, "
+                        "stronger white-balance drift)")
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a device parameter (default: drawn from the seed)")
     r.add_argument("--no-nuisance", action="store_true",
@@ -235,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="PNG path (default <scene>/preview.png)")
     v.add_argument("--frames", type=int, default=6, help="frames per video")
     v.set_defaults(run=cmd_preview)
+
+    g = sub.add_parser("gallery", help="per device, every anomaly kind beside its normal twin (PNGs)")
+    g.add_argument("--out", default="docs/gallery", help="folder for the PNGs and index.md")
+    g.add_argument("--devices", help="comma list (default: every device)")
+    g.add_argument("--resolution", type=int, default=192)
+    g.set_defaults(run=cmd_gallery)
 
     sc = sub.add_parser("schema", help="print the JSON schema of a scene file (SceneSpec)")
     sc.set_defaults(run=cmd_schema)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
 from ..spec import SceneSpec
 from ..writer import SceneWriter, stage_dir
+from .style import FrameFinisher
 
 
 def scene_record(spec: SceneSpec) -> dict:
@@ -39,11 +40,12 @@ def scene_record(spec: SceneSpec) -> dict:
 def render_video(renderer, writer: SceneWriter, plan: VideoPlan, quality: int,
                  bar: tqdm | None = None) -> None:
     program, n = plan.program, plan.n_frames
+    finish = FrameFinisher(renderer.spec, plan.seed)
     writer.start_video(plan.split, plan.index)
     for f in range(n):
         nuisance = plan.nuisance.frame(f)
-        writer.write_frame(plan.split, plan.index, f, n, renderer.render(program.poses[f], nuisance),
-                           quality)
+        writer.write_frame(plan.split, plan.index, f, n,
+                           finish.frame(renderer.render(program.poses[f], nuisance)), quality)
         if plan.split == "testing":
             mask = np.zeros((renderer.spec.resolution,) * 2, dtype=bool)
             if program.labels[f]:
@@ -51,8 +53,8 @@ def render_video(renderer, writer: SceneWriter, plan: VideoPlan, quality: int,
                          if ev["first_frame"] is not None
                          and ev["first_frame"] <= f <= ev["last_frame"]}
                 # where the anomaly is: the affected parts as they are and as they should be
-                mask = (renderer.render_mask(program.poses[f], nuisance, parts)
-                        | renderer.render_mask(program.reference_poses[f], nuisance, parts))
+                mask = finish.mask(renderer.render_mask(program.poses[f], nuisance, parts)
+                                   | renderer.render_mask(program.reference_poses[f], nuisance, parts))
             writer.write_mask(plan.index, f, n, mask)
         if bar is not None:
             bar.update(1)
