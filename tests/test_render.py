@@ -177,7 +177,7 @@ BASE = ["render", "--device", "lifter", "--anomalies", "logic"]
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--device", "toaster"], "allowed: conveyor, cutter"),
+    (["--device", "toaster"], "allowed: " + ", ".join(DEVICES)),
     (["--anomalies", "explosion"], "allowed: all, appearance, position, motion, logic"),
     (["--resolution", "0"], "--resolution"),
     (["--train-videos", "-1"], "--train-videos"),
