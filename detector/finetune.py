@@ -225,13 +225,14 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
     model = trained.model.eval()
     cycle_length = trained.cycle_lengths[scene]
 
+    pretrained_path = str(base.path.resolve())  # absolute: the adapter is loaded onto it from anywhere
     info = {"data": str(root), "scenes": [scene], "cycle_lengths": {scene: cycle_length},
-            "cycle_length": cycle_length, "pretrained": str(base.path),
+            "cycle_length": cycle_length, "pretrained": pretrained_path,
             "pretrain_scenes": base.info.get("scenes", []), "videos": videos}
     adapter_dir, checkpoint_path = None, trained.checkpoint
     if options.method == "lora":
         adapter_dir = save_adapter(model, out / "adapter",
-                                   {"pretrained": str(base.path), "kind": base.kind, "epochs": options.epochs,
+                                   {"pretrained": pretrained_path, "kind": base.kind, "epochs": options.epochs,
                                     "checkpoint_info": info})
         checkpoint_path = None
         if options.merge:
@@ -251,7 +252,7 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
         "rank": options.rank if options.method == "lora" else None, "epochs": options.epochs,
         "lr": options.learning_rate, "trainable_parameters": trainable, "total_parameters": total,
         "trainable_share": result.trainable_share, "wall_time_s": wall_time, "epoch_losses": trained.epoch_losses,
-        "pretrained": str(base.path), "pretrain_scenes": base.info.get("scenes", []),
+        "pretrained": pretrained_path, "pretrain_scenes": base.info.get("scenes", []),
         "adapter": str(adapter_dir) if adapter_dir else None,
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,
     }
