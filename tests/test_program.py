@@ -136,7 +136,7 @@ def test_given_parameters_are_checked():
 
 
 def test_resolve_anomalies():
-    assert resolve_anomalies(LIFTER, "logic") == ("empty_lift", "skip_hold", "early_lower")
+    assert resolve_anomalies(LIFTER, "logic") == ("empty_lift", "skip_hold", "early_lower", "no_lift")
     assert resolve_anomalies(LIFTER, "stall,load_color") == ("load_color", "stall")
     assert resolve_anomalies(LIFTER, "all") == tuple(LIFTER.anomalies)
     with pytest.raises(ValueError, match="allowed: all, appearance"):

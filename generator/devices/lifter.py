@@ -11,10 +11,12 @@ import math
 
 import numpy as np
 
-from ..anomalies import (ColorChange, CutStep, Jerk, Missing, ShapeChange, Shift, SpeedChange,
-                         Stall, Tilt)
+from dataclasses import dataclass
+
+from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, ShapeChange, Shift,
+                         SpeedChange, Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
+from ..program import Device, Part, PartState, Pose, StateEdit, Step
 
 BASE_TOP = 0.12  # height of the base frame
 COLLAPSED = 0.1  # scissor span between base and table when the table is down
@@ -22,6 +24,71 @@ TABLE_THICK = 0.06
 CONVEYOR_LEN = 1.6
 ARMS = ("arm_front_a", "arm_front_b", "arm_back_a", "arm_back_b")
 MOVING = ("table", "load", "rod") + ARMS
+
+
+@dataclass(frozen=True)
+class _LiftFault(AnomalyKind):
+    """Lifter-specific: the table's lift over raise..lower follows `_lift` instead of the
+    program (the scissor, rod, table and load move together, as the machine would)."""
+
+    def plan(self, device, schedule, cycle, rng):
+        lo, _ = schedule.step_span(cycle, "raise")
+        _, hi = schedule.step_span(cycle, "lower")
+        fault = self._draw(rng)
+
+        def apply(pose, frame):
+            lift = device.lift_of(pose)
+            edited = device.pose_at(self._lift(lift, device._v("lift_height"), fault),
+                                    pose["load"].location[0])
+            return self._finish(edited, lift, device._v("lift_height"), fault)
+        return self._event(cycle, state=StateEdit(lo, hi, apply))
+
+    def _draw(self, rng) -> float:
+        return 0.0
+
+    def _lift(self, lift: float, height: float, fault: float) -> float:
+        return lift
+
+    def _finish(self, pose: Pose, lift: float, height: float, fault: float) -> Pose:
+        return pose
+
+
+@dataclass(frozen=True)
+class NoLift(_LiftFault):
+    """The lift that does not lift: the load waits on the lowered table, then rolls out."""
+
+    def _lift(self, lift, height, fault):
+        return 0.0
+
+
+@dataclass(frozen=True)
+class HalfLift(_LiftFault):
+    """The table stops short, at 40-60% of its height, holds there and lowers."""
+
+    def _draw(self, rng):
+        return float(rng.uniform(0.4, 0.6))
+
+    def _lift(self, lift, height, fault):
+        return min(lift, fault * height)
+
+
+@dataclass(frozen=True)
+class TableTilt(_LiftFault):
+    """One side of the scissor lags: the table (and its load) tilts more the higher it goes."""
+
+    def _draw(self, rng):
+        return float(np.radians(rng.uniform(6.0, 10.0)) * rng.choice([-1.0, 1.0]))
+
+    def _finish(self, pose, lift, height, fault):
+        angle = fault * lift / height
+        table, load = pose["table"], pose["load"]
+        above = load.location[2] - table.location[2]  # the load turns about the table's centre
+        pose["table"] = table.moved(rotation=(0.0, angle, 0.0))
+        pose["load"] = load.moved(
+            location=(load.location[0] + above * math.sin(angle), load.location[1],
+                      table.location[2] + above * math.cos(angle)),
+            rotation=(0.0, angle, 0.0))
+        return pose
 
 
 class Lifter(Device):
@@ -55,6 +122,11 @@ class Lifter(Device):
                 step="hold", next_step="lower"),
         CutStep("early_lower", "logic", "the table lowers before the hold is over", MOVING,
                 step="hold", next_step="lower", keep=(0.15, 0.4)),
+        TableTilt("table_tilt", "position", "one scissor side lags: the table tilts as it rises",
+                  MOVING),
+        HalfLift("half_lift", "motion", "the table stops short at half height", MOVING),
+        NoLift("no_lift", "logic", "the table does not lift: the load waits, then rolls out",
+               MOVING),
     )}
 
     def _v(self, key: str) -> float:
@@ -112,8 +184,15 @@ class Lifter(Device):
         return lift, x
 
     def pose(self, phase: float) -> Pose:
+        return self.pose_at(*self._lift_and_load_x(phase))
+
+    def lift_of(self, pose: Pose) -> float:
+        """The table lift a pose shows (inverse of `pose_at`)."""
+        return pose["table"].location[2] - (BASE_TOP + COLLAPSED + TABLE_THICK / 2)
+
+    def pose_at(self, lift: float, load_x: float) -> Pose:
+        """Every part for a table lift and a load position."""
         tl, tw = self._v("table_length"), self._v("table_width")
-        lift, load_x = self._lift_and_load_x(phase)
         span = COLLAPSED + lift  # scissor height between base top and table bottom
         table_z = BASE_TOP + span + TABLE_THICK / 2
         conv_h = BASE_TOP + COLLAPSED + TABLE_THICK
