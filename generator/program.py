@@ -240,6 +240,10 @@ class Device:
     def __init__(self, values: dict):
         self.values = values
 
+    def _v(self, key: str) -> float:
+        """One parameter's value (shorthand for the pose code of every family)."""
+        return self.values[key]
+
     def parts(self) -> dict[str, Part]:
         raise NotImplementedError
 

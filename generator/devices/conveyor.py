@@ -63,9 +63,6 @@ class Conveyor(Device):
         "idle_seconds": ParamRange(0.8, 2.5, "s", "pause before the next advance"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ geometry helpers
 
     @property

@@ -52,9 +52,6 @@ class Crane(Device):
         "idle_seconds": ParamRange(0.3, 1.0, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ layout
 
     @property

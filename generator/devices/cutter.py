@@ -60,9 +60,6 @@ class Cutter(Device):
         "idle_seconds": ParamRange(0.5, 2.0, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ geometry
 
     @property

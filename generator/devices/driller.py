@@ -82,9 +82,6 @@ class Driller(Device):
         "idle_seconds": ParamRange(0.3, 1.5, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ geometry
 
     @property

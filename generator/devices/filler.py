@@ -93,9 +93,6 @@ class Filler(Device):
         "idle_seconds": ParamRange(0.4, 1.2, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ geometry
 
     @property

@@ -58,9 +58,6 @@ class Forklift(Device):
         "idle_seconds": ParamRange(0.5, 1.5, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ layout
 
     @property

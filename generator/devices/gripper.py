@@ -72,9 +72,6 @@ class Gripper(Device):
         "idle_seconds": ParamRange(0.8, 2.0, "s", "wait for the next part"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ geometry
 
     @property

@@ -129,9 +129,6 @@ class Lifter(Device):
                MOVING),
     )}
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     @property
     def _arm_length(self) -> float:
         return 0.92 * self._v("table_length")

@@ -58,9 +58,6 @@ class Palletizer(Device):
         "in_seconds": ParamRange(1.0, 1.5, "s", "empty pallet rolls in"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     @property
     def layers(self) -> int:
         return int(round(self._v("layers")))

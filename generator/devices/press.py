@@ -42,9 +42,6 @@ class Press(Device):
         "idle_seconds": ParamRange(1.0, 2.0, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ layout
 
     @property

@@ -65,9 +65,6 @@ class RotaryTable(Device):
 
     # ------------------------------------------------------------------ geometry helpers
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     @property
     def n(self) -> int:
         return _n(self.values)

@@ -50,9 +50,6 @@ class Sorter(Device):
         "idle_seconds": ParamRange(0.3, 1.2, "s"),
     }
 
-    def _v(self, key: str) -> float:
-        return self.values[key]
-
     # ------------------------------------------------------------------ layout
 
     @property
