@@ -41,13 +41,15 @@ class AnomalyKind:
             return schedule.cycle_span(cycle)
         return schedule.step_span(cycle, steps[0])[0], schedule.step_span(cycle, steps[-1])[1]
 
-
-def _edit_parts(parts: tuple[str, ...], change):
-    def apply(pose: Pose, frame: int) -> Pose:
-        for name in parts:
-            pose[name] = change(pose[name], frame)
-        return pose
-    return apply
+    def _change_parts(self, schedule: Schedule, cycle: int, steps: tuple[str, ...] | None,
+                      change) -> Event:
+        """A state edit: `change(state, frame)` applied to each of the kind's parts over `steps`."""
+        def apply(pose: Pose, frame: int) -> Pose:
+            for name in self.parts:
+                pose[name] = change(pose[name], frame)
+            return pose
+        lo, hi = self._window(schedule, cycle, steps)
+        return self._event(cycle, state=StateEdit(lo, hi, apply))
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,7 @@ class ColorChange(AnomalyKind):
         normal = np.array(device.parts()[self.parts[0]].color)
         far = [c for c in _PALETTE if np.abs(np.subtract(c, normal)).max() > 0.35]
         color = tuple(float(x) for x in far[rng.integers(len(far))])
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(
-            lo, hi, _edit_parts(self.parts, lambda s, f: s.moved(color=color))))
+        return self._change_parts(schedule, cycle, self.steps, lambda s, f: s.moved(color=color))
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,7 @@ class Missing(AnomalyKind):
     steps: tuple[str, ...] | None = None
 
     def plan(self, device, schedule, cycle, rng):
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(
-            lo, hi, _edit_parts(self.parts, lambda s, f: s.moved(visible=False))))
+        return self._change_parts(schedule, cycle, self.steps, lambda s, f: s.moved(visible=False))
 
 
 @dataclass(frozen=True)
@@ -87,8 +85,7 @@ class ShapeChange(AnomalyKind):
         def change(s, f):
             x, y, z = s.location
             return s.moved(scale=(sx, sx, sz), location=(x, y, z + (sz - 1.0) * height / 2))
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(lo, hi, _edit_parts(self.parts, change)))
+        return self._change_parts(schedule, cycle, self.steps, change)
 
 
 @dataclass(frozen=True)
@@ -107,8 +104,7 @@ class Shift(AnomalyKind):
             loc = list(s.location)
             loc[self.axis] += offset
             return s.moved(location=tuple(loc))
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(lo, hi, _edit_parts(self.parts, change)))
+        return self._change_parts(schedule, cycle, self.steps, change)
 
 
 @dataclass(frozen=True)
@@ -124,8 +120,7 @@ class Tilt(AnomalyKind):
         def change(s, f):
             rx, ry, rz = s.rotation
             return s.moved(rotation=(rx, ry, rz + angle))
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(lo, hi, _edit_parts(self.parts, change)))
+        return self._change_parts(schedule, cycle, self.steps, change)
 
 
 @dataclass(frozen=True)
@@ -141,8 +136,7 @@ class Jerk(AnomalyKind):
         def change(s, f):
             x, y, z = s.location
             return s.moved(location=(x, y, z + (amp if f % 2 else -amp)))
-        lo, hi = schedule.step_span(cycle, self.step)
-        return self._event(cycle, state=StateEdit(lo, hi, _edit_parts(self.parts, change)))
+        return self._change_parts(schedule, cycle, (self.step,), change)
 
 
 @dataclass(frozen=True)
