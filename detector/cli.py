@@ -37,7 +37,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8, as the paper)")
     parser.add_argument("--cycle-length", type=float, default=None,
                         help="frames per work cycle, for videos without period labels (default: from the "
-                             "training period labels, else estimated from the training frames)")
+                             "training period labels, else estimated from the training frames; the estimated "
+                             "period files are written to <out>/period)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

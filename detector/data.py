@@ -12,8 +12,8 @@ Real IPAD label arrays are sometimes longer or shorter than their video. We warn
 video, and align: a longer array is truncated to the number of frames, a shorter one is padded
 by repeating its last value (the state at the end of the video continues).
 
-Released IPAD has no period files. For such videos the cycle length is estimated from the normal
-training videos by self-similarity (``estimate_cycle_length``) and the phase follows from it.
+Released IPAD has no period files. For such videos `period_estimation` estimates the cycle length
+from the normal training videos and the phase of every frame.
 """
 
 from __future__ import annotations
@@ -254,52 +254,6 @@ def cycle_length_from_labels(videos: list[Video]) -> float | None:
     """Cycle length in frames from the period labels (None when no video has them)."""
     advance = mean_phase_advance(videos)
     return None if not advance else 1.0 / advance
-
-
-def estimate_cycle_length(frames: np.ndarray, min_lag: int = 4) -> int:
-    """Cycle length of a normal video from its self-similarity.
-
-    The mean squared difference between frames t and t + lag is smallest when the lag is a
-    whole number of cycles; the first lag that is a local minimum and close to the global
-    minimum is the cycle length.
-    """
-    small = frames[:, ::4, ::4].astype(np.float32).reshape(len(frames), -1) / 255.0
-    max_lag = len(small) // 2
-    if max_lag <= min_lag:
-        raise DataError(f"a video of {len(small)} frames is too short to estimate its cycle length "
-                        f"(needs more than {2 * min_lag}); give the cycle length explicitly")
-    lags = np.arange(min_lag, max_lag + 1)
-    distance = np.array([np.mean((small[lag:] - small[:-lag]) ** 2) for lag in lags])
-    floor, ceiling = distance.min(), distance.max()
-    for i in range(len(lags)):
-        left = distance[i - 1] if i > 0 else np.inf
-        right = distance[i + 1] if i + 1 < len(lags) else np.inf
-        if distance[i] <= left and distance[i] <= right and distance[i] <= floor + 0.2 * (ceiling - floor):
-            return int(lags[i])
-    return int(lags[np.argmin(distance)])
-
-
-def assign_estimated_phase(video: Video, cycle_length: float) -> None:
-    """Give a video without period labels a phase, assuming it starts a cycle at frame 0."""
-    t = np.arange(video.num_frames, dtype=np.float64)
-    video.cycle = (t // cycle_length).astype(np.int64)
-    video.phase = np.mod(t / cycle_length, 1.0)
-
-
-def ensure_phase(videos: list[Video], cache: FrameCache, cycle_length: float | None = None) -> float:
-    """Cycle length in frames of normal videos; videos without period labels get an estimated phase.
-
-    Labelled videos give the length directly; otherwise it is `cycle_length` when given, else the
-    median self-similarity estimate over the unlabelled videos.
-    """
-    unlabelled = [v for v in videos if v.phase is None]
-    if cycle_length is None:
-        cycle_length = cycle_length_from_labels(videos)
-    if cycle_length is None:
-        cycle_length = float(np.median([estimate_cycle_length(cache.get(v)) for v in unlabelled]))
-    for video in unlabelled:
-        assign_estimated_phase(video, cycle_length)
-    return float(cycle_length)
 
 
 def phase_bin(phase: float | np.ndarray, phase_bins: int) -> np.ndarray:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
 from ipad_detect.config import ModelConfig
-from ipad_detect.data import ClipDataset, FrameCache, Video, ensure_phase, load_scene
+from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene
+from ipad_detect.period_estimation import label_videos
 
 KINDS = ("full", "vswin", "memae", "conae", "phase-nn")
 
@@ -46,7 +47,7 @@ class TrainOptions:
     bf16: bool = False  # autocast to bfloat16 (GPU)
     progress: bool = True
     videos: tuple[str, ...] | None = None  # names of the training videos to use (few-shot), default all
-    period_dir: Path | None = None  # estimate unlabelled scenes' period (period_estimation), written here
+    period_dir: Path | None = None  # where estimated period files go (default <out>/period)
 
 
 @dataclass
@@ -106,8 +107,8 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
                     names: tuple[str, ...] | None = None,
                     period_dir: Path | None = None) -> tuple[list[Video], dict[str, float]]:
     """Training videos of every scene (only those in `names` when given), each with a phase:
-    labelled, or estimated per scene. With `period_dir`, unlabelled scenes get phases from
-    `period_estimation` (aligned per video, written to `period_dir/<scene>` for inspection)."""
+    labelled, or estimated per scene by `period_estimation` (the files written to
+    `period_dir/<scene>` when given, for inspection); and the cycle length of every scene."""
     videos, lengths = [], {}
     for name in scenes:
         scene_videos = load_scene(root, name, splits=("training",)).training
@@ -115,12 +116,8 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
             scene_videos = [v for v in scene_videos if v.name in names]
             if not scene_videos:
                 raise ValueError(f"none of the training videos {', '.join(names)} exists in scene {name}")
-        if period_dir is not None:
-            from ipad_detect.period_estimation import label_videos
-
-            lengths[name] = label_videos(scene_videos, cache, cycle_length, Path(period_dir) / name)
-        else:
-            lengths[name] = ensure_phase(scene_videos, cache, cycle_length)
+        scene_out = Path(period_dir) / name if period_dir is not None else None
+        lengths[name] = label_videos(scene_videos, cache, cycle_length, scene_out)
         videos += scene_videos
     return videos, lengths
 
@@ -157,7 +154,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
     cache = FrameCache(config.image_size)
-    videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, options.period_dir)
+    period_dir = options.period_dir or (out / "period" if out is not None and world.is_main else None)
+    videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, period_dir)
     info = {"data": str(root), "scenes": scenes, "cycle_lengths": lengths,
             "cycle_length": float(np.median(list(lengths.values()))), "seed": options.seed,
             "lr": options.lr, "batch_size": options.batch_size, "stride": options.stride}

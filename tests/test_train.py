@@ -79,7 +79,7 @@ def test_phase_nn_finds_the_wrong_colour(ipad_root, tmp_path):
     # Real-IPAD-like scene: no period files, the cycle length is estimated and test phases come
     # from the nearest training frame.
     real = train(ipad_root, ["R01"], TINY, None, TrainOptions(kind="phase-nn", progress=False))
-    assert real.cycle_lengths["R01"] == 12
+    assert real.cycle_lengths["R01"] == pytest.approx(12, rel=0.02)
     real_scores = score_videos(real.model, "phase-nn", TINY, load_scene(ipad_root, "R01").testing, None,
                                progress=False)
     assert evaluate_scene(real_scores).per_video_auc["02"] > 0.95
