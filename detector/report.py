@@ -2,7 +2,8 @@
 
 - Table 2: models x scenes, frame AUC (%), and the mean of the scene AUCs.
 - Table 3: adaptation to real scenes, one row per (pretraining data, fine-tuning data, method):
-  AUC per scene and mean, fine-tuning wall time, trainable parameters. Rows come from the
+  AUC per scene and mean, fine-tuning wall time, trainable parameters (runs of one row on one
+  scene with other seeds: their mean ± standard deviation). Rows come from the
   "finetune" block that `ipad-detect finetune` writes; runs without adaptation (trained on the
   real scene only, or pretrained only) carry a block with method "none" (bench/sim2real.py).
 - Table 4: ablation of the period information (reconstruction / period score, window / memory).
@@ -173,11 +174,17 @@ def table3(runs: list[Run]) -> Table | None:
         groups.setdefault(key, []).append(run)
     rows = []
     for (row, pretrain, data, method), members in groups.items():
-        aucs = {r.scene: r.auc for r in members}
+        repeats: dict[str, list[float]] = {}  # runs of one row on one scene (seeds): mean, ± their spread
+        for run in members:
+            if run.auc is not None:
+                repeats.setdefault(run.scene, []).append(run.auc)
+        aucs = {s: float(np.mean(v)) for s, v in repeats.items()}
+        cells = [percent(aucs.get(s)) + (f" ± {100 * np.std(repeats[s]):.1f}" if len(repeats.get(s, [])) > 1 else "")
+                 for s in scenes]
         times = [r.finetune.get("wall_time_s") for r in members if r.finetune.get("wall_time_s") is not None]
         trainable = [r.finetune.get("trainable_parameters") for r in members]
         shares = [r.finetune.get("trainable_share") for r in members if r.finetune.get("trainable_share") is not None]
-        rows.append([row, pretrain, data, method] + [percent(aucs.get(s)) for s in scenes]
+        rows.append([row, pretrain, data, method] + cells
                     + [percent(dataset_auc(aucs)), duration(float(np.mean(times)) if times else None),
                        parameters(max((t for t in trainable if t is not None), default=None),
                                   float(np.mean(shares)) if shares else None)])

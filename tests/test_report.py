@@ -76,6 +76,17 @@ def test_a_single_model_gives_table_2_only(tmp_path):
     assert [t.name for t in written["tables"]] == ["table2"] and not (tmp_path / "out" / "curves").exists()
 
 
+def test_repeated_runs_of_a_row_give_mean_and_spread(tmp_path):
+    block = {"row": "5 few-shot LoRA", "method": "lora", "shots": 0.2, "videos": ["01"], "all_videos": 5,
+             "wall_time_s": 60.0, "trainable_parameters": 300_000, "trainable_share": 0.25, "pretrain_scenes": ["S01"]}
+    aucs = [evaluation_json(tmp_path / f"seed{q}.json", "R01", "full", q, finetune=block)[1] for q in (0.2, 0.4, 0.6)]
+    assert len(set(aucs)) == 3
+    written = make_report(sorted(tmp_path.glob("*.json")), tmp_path / "out", curves=False)
+    (row,) = list(csv.DictReader(open(written["table3"][1])))
+    assert row["R01"] == f"{100 * np.mean(aucs):.1f} ± {100 * np.std(aucs):.1f}"
+    assert row["Avg."] == f"{100 * np.mean(aucs):.1f}"
+
+
 @pytest.mark.parametrize("content, message", [("{", "cannot read evaluation JSON"),
                                                ('{"auc": 0.5}', "is not an evaluation JSON")])
 def test_bad_json_exits_2(tmp_path, content, message, capsys):
