@@ -44,7 +44,7 @@ class AnomalyKind:
     def _change_parts(self, schedule: Schedule, cycle: int, steps: tuple[str, ...] | None,
                       change) -> Event:
         """A state edit: `change(state, frame)` applied to each of the kind's parts over `steps`."""
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             for name in self.parts:
                 pose[name] = change(pose[name], frame)
             return pose

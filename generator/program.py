@@ -147,7 +147,7 @@ class StateEdit:
 
     start: int
     end: int
-    apply: Callable[[Pose, int], Pose]  # (pose, frame index) -> edited pose
+    apply: Callable[[Pose, int, float], Pose]  # (pose, frame index, program phase in [0, 1)) -> edited pose
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ class Device:
             pose = dict(pose_at(float(phase[f])))
             for ev in events:
                 if ev.state and ev.state.start <= timeline.u[f] < ev.state.end:
-                    pose = ev.state.apply(pose, f)
+                    pose = ev.state.apply(pose, f, float(phase[f]))
             ref = pose_at(float(ref_phase[f]))
             diff = visible_difference(pose, ref, parts)
             poses.append(pose)

@@ -274,7 +274,7 @@ class WrongBox(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         f = float(rng.uniform(*self.factor))
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             x = pose["box_3"].location[0]
             pose["box_3"], label = device.box_state(x, scale=f)
             pose["label_3"] = label
@@ -293,7 +293,7 @@ class BoxFallen(AnomalyKind):
         p = device.values["pitch"]
         lo3, hi4 = device.station_x(3) - 0.01 * p, device.station_x(4) - 0.01 * p
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             for i, name in enumerate(BOXES):
                 x = pose[name].location[0]
                 if lo3 <= x < hi4:
@@ -317,7 +317,7 @@ class BoxSlip(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         k = float(rng.uniform(*self.power))
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             s = (pose["box_0"].location[0] - device.station_x(0)) / device.values["pitch"]
             s = min(max(s, 0.0), 1.0)
             lag = s ** k
@@ -338,7 +338,7 @@ class DoubleFeed(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         bl = device.values["box_length"]
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             x = pose["box_1"].location[0] - bl - 0.01
             pose["box_0"], _ = device.box_state(x)
             return pose
@@ -352,7 +352,7 @@ class NoStamp(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         rest = device.stamp_states(0.0)
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose.update(rest)
             pose["label_1"] = pose["label_1"].moved(visible=False)
             return pose

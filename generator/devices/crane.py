@@ -257,7 +257,7 @@ class Swing(AnomalyKind):
         waves = int(rng.integers(2, 4))
         sign = rng.choice([-1.0, 1.0])
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             x, y, hz = device.read(pose)
             p = (x - device.xa) / (device.xb - device.xa)
             theta = sign * amp * math.sin(math.pi * p) * (0.6 + 0.4 * math.sin(2 * math.pi * waves * p))
@@ -289,7 +289,7 @@ class WrongSpot(AnomalyKind):
         def remap(x):
             return xa + (x - xa) * (xb + off - xa) / (xb - xa)
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             x, y, hz = device.read(pose)
             where, slings = _loaded(device, pose)
             rig = device.rig(remap(x), y, hz, where, slings)
@@ -312,7 +312,7 @@ class NotHooked(AnomalyKind):
         lo, _ = schedule.step_span(cycle, "hook")
         _, hi = schedule.cycle_span(cycle)
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             x, y, hz = device.read(pose)
             pose.update(device.rig(x, y, hz, "a", False))
             return pose
@@ -330,7 +330,7 @@ class DragsLoad(AnomalyKind):
         seq = tuple(float(u) for u in [*range(b0, b1), *range(a0, a1)])
         za, zt, lh = device.z_grab, device.z_travel, device._v("load_height")
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             x, y, hz = device.read(pose)
             if abs(hz - zt) < 1e-9:  # a travel pose: at the load's height instead
                 rig = device.rig(x, y, za, "hook", True)

@@ -263,7 +263,7 @@ class Cutter(Device):
 
 def _motion_edit(device: Cutter, change):
     """A state edit that reads the motion values back from the pose, changes and rebuilds them."""
-    def apply(pose: Pose, frame: int) -> Pose:
+    def apply(pose: Pose, frame: int, phase: float) -> Pose:
         pose.update(device.build(change(device.read(pose))))
         return pose
     return apply

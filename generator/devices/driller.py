@@ -342,7 +342,7 @@ class Driller(Device):
 
 def _motion_edit(device: Driller, change):
     """A state edit that reads the motion values back from the pose, changes and rebuilds them."""
-    def apply(pose: Pose, frame: int) -> Pose:
+    def apply(pose: Pose, frame: int, phase: float) -> Pose:
         pose.update(device.build(change(device.read(pose))))
         return pose
     return apply

@@ -458,7 +458,7 @@ class Underfill(AnomalyKind):
         k = float(rng.uniform(*self.factor))
         i = self.bottle
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             s = pose[f"liquid_{i}"]
             x, y, _ = s.location
             pose[f"liquid_{i}"] = device.liquid_state(x, y, _level(pose, i) * k,
@@ -480,7 +480,7 @@ class Overflow(AnomalyKind):
         i, rate = self.bottle, self.rate
         over_full = rate * device.values["fill_level"] - 1.0
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             s = pose[f"liquid_{i}"]
             x, y, _ = s.location
             vis = pose[f"bottle_{i}"].visible
@@ -500,7 +500,7 @@ class NoLower(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         rest = device.nozzle_states(0.0)
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose.update(rest)
             for name in LIQUIDS:
                 pose[name] = pose[name].moved(visible=False)
@@ -518,7 +518,7 @@ class MissingCap(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         i = self.bottle
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose[f"cap_{i}"] = pose[f"cap_{i}"].moved(visible=False)
             # the chuck's cap until it is pressed on (not the next batch's, once this one left)
             if pose[f"bottle_{i}"].location[0] <= device.x_cap + device.offset(i) + 1e-9:
@@ -538,7 +538,7 @@ class CapAskew(AnomalyKind):
         i = self.bottle
         angle = math.radians(float(rng.uniform(*self.degrees))) * float(rng.choice([-1.0, 1.0]))
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             s = pose[f"cap_{i}"]
             x, y, z = s.location
             pose[f"cap_{i}"] = s.moved(location=(x, y, z + 0.02), rotation=(0.0, angle, 0.0))
@@ -558,7 +558,7 @@ class BottleTilt(AnomalyKind):
         angle = -math.radians(float(rng.uniform(*self.degrees)))
         hb, r = device.values["belt_height"], device.d / 2
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             x = pose[f"bottle_{i}"].location[0]
             pivot = (x - r, 0.0, hb)
             for name in bottle(i):

@@ -323,7 +323,7 @@ class ForksTooHigh(AnomalyKind):
         lo, hi = schedule.step_span(cycle, "carry")
         ramp = 0.5
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             cx, fz = device.read(pose)
             k = np.clip(min(cx - device.cx_pick, device.cx_rack - cx) / ramp, 0.0, 1.0)
             fz2 = fz + extra * float(k)
@@ -339,7 +339,7 @@ class LoadNotLifted(AnomalyKind):
         lo, _ = schedule.step_span(cycle, "lift")
         _, hi = schedule.cycle_span(cycle)
         return self._event(cycle, state=StateEdit(
-            lo, hi, lambda pose, frame: _update(pose, device._pallet(0.0, 0.0))))
+            lo, hi, lambda pose, frame, phase: _update(pose, device._pallet(0.0, 0.0))))
 
 
 class DropsLoad(AnomalyKind):
@@ -357,7 +357,7 @@ class DropsLoad(AnomalyKind):
         start = np.array([x0, 0.0, ch + PALLET_H + lh / 2])
         end = np.array([x0 + 0.1, -(0.65 + lh / 2), lw / 2])
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             cx, _ = device.read(pose)
             if device.carrying(pose) and pose["pallet"].location[0] < device.x_rack - 1e-6:
                 t = float(np.clip((cx - cx_drop) / fall, 0.0, 1.0))
@@ -383,7 +383,7 @@ class StopsShort(AnomalyKind):
         stop = device.cx_rack - short
         span = device.cx_rack - device.cx_home
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             cx, fz = device.read(pose)
             px, _, pz = pose["pallet"].location
             carried = device.carrying(pose) or (abs(px - device.x_rack) < 1e-6

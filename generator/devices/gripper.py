@@ -10,8 +10,8 @@ lift, transfer, set, release, rise, return, idle. x runs along the conveyors (in
 up, the camera looks from -y.
 
 The program is built from a few motion values (swing, quill, jaws, where the part is);
-`variant_pose` plays anomalous variants of it. A hidden part `clock` carries the phase in its x
-coordinate, so that device-specific edits can recompute the pose of a variant.
+`variant_pose` plays anomalous variants of it; a device-specific edit recomputes the pose of its
+variant at the program phase that `StateEdit.apply` receives.
 """
 from __future__ import annotations
 
@@ -157,7 +157,6 @@ class Gripper(Device):
         parts = [
             Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
             Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("clock", "box", (0.01, 0.01, 0.01), (0.0, 0.0, 0.0), "paint"),
             # conveyors
             Part("in_belt", "box", (in_len, bw, 0.02), (0.12, 0.12, 0.13), "rubber"),
             Part("in_frame", "box", (in_len, bw + 0.08, 0.1), frame, "paint"),
@@ -293,7 +292,6 @@ class Gripper(Device):
         m = self.motion(step, t)
         place = None
         pose = self.static()
-        pose["clock"] = PartState((phase, 0.0, -50.0), visible=False)
         pose.update(self.conveyed(step, t))
         order = [s.name for s in self.steps()]
         k = order.index(step)
@@ -409,8 +407,8 @@ class _Variant(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         kw = self.variant(device, rng)
 
-        def apply(pose: Pose, frame: int) -> Pose:
-            edited = device.variant_pose(pose["clock"].location[0], **kw)
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
+            edited = device.variant_pose(phase, **kw)
             for name in self.parts:
                 pose[name] = edited[name]
             return pose

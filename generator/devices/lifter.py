@@ -36,7 +36,7 @@ class _LiftFault(AnomalyKind):
         _, hi = schedule.step_span(cycle, "lower")
         fault = self._draw(rng)
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             lift = device.lift_of(pose)
             edited = device.pose_at(self._lift(lift, device._v("lift_height"), fault),
                                     pose["load"].location[0])

@@ -6,8 +6,8 @@ releases, rises and returns; meanwhile the next box slides up the infeed. When t
 complete the loaded pallet rolls out (+x) on the pallet conveyor and an empty one rolls in from -x.
 z is up, the camera looks from -y; the infeed runs along x behind the pallet (+y).
 
-Boxes are named by placement order, box_0 first. A hidden part `clock` carries the phase in its x
-coordinate, so that device-specific edits can recompute the pose of a variant of the program.
+Boxes are named by placement order, box_0 first. A device-specific edit recomputes the pose of its
+variant of the program at the program phase that `StateEdit.apply` receives.
 """
 from __future__ import annotations
 
@@ -144,7 +144,6 @@ class Palletizer(Device):
             Part("cabinet", "box", (0.5, 0.35, 1.4), (0.85, 0.86, 0.84), "paint"),
             Part("beacon", "cylinder", (0.1, 0.1, 0.14), (0.95, 0.55, 0.05), "plastic"),
             Part("fence", "box", (0.04, span_y, 1.2), yellow, "paint"),
-            Part("clock", "box", (0.01, 0.01, 0.01), (0.0, 0.0, 0.0), "paint"),
             Part("box_next", "box", (bx, by, bh), box, "cardboard"),
         ]
         for post in ("post_fl", "post_fr", "post_bl", "post_br"):
@@ -207,7 +206,7 @@ class Palletizer(Device):
         pallet_x = {m: self.travel_out * t, m + 1: self.travel_out}.get(cur, 0.0)
         pick = self.pick
         feed_start = (-1.2, pick[1], pick[2])
-        pose: Pose = {"clock": PartState((phase, 0.0, -50.0), visible=False)}
+        pose: Pose = {}
 
         def on_pallet(loc):
             return (loc[0] + pallet_x, loc[1], loc[2])
@@ -333,8 +332,8 @@ class _Variant(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         kw = self.variant(device, rng)
 
-        def apply(pose: Pose, frame: int) -> Pose:
-            edited = device.variant_pose(pose["clock"].location[0], **kw)
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
+            edited = device.variant_pose(phase, **kw)
             for name in self.parts:
                 pose[name] = edited[name]
             return pose

@@ -228,7 +228,7 @@ class NotEjected(AnomalyKind):
         lo, _ = schedule.step_span(cycle, "eject")
         _, hi = schedule.cycle_span(cycle)
         return self._event(cycle, state=StateEdit(
-            lo, hi, lambda pose, frame: pose.update(device.sheet(0.0, True)) or pose))
+            lo, hi, lambda pose, frame, phase: pose.update(device.sheet(0.0, True)) or pose))
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ class Misaligned(AnomalyKind):
         off = rng.uniform(0.2, 0.3) * device._v("sheet_length") * rng.choice([-1.0, 1.0])
         home, end, x_in = device.feeder_home, device.feeder_end, device.x_in
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             x = pose["sheet"].location[0]
             shift = off * (x - x_in) / (0.0 - x_in) if x < 0.0 else off
             sx, sy, sz = pose["sheet"].location
@@ -265,7 +265,7 @@ class StopsShort(AnomalyKind):
         up, low = device.punch_up, DIE_TOP + THICK
         stop = low + rng.uniform(0.3, 0.55) * (up - low)
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             pz = pose["punch"].location[2] - PUNCH_H / 2
             pose.update(device.ram(max(pz, stop)))
             pose["dome"] = pose["dome"].moved(visible=False)

@@ -305,7 +305,7 @@ class WrongPart(AnomalyKind):
     """A station holds another part (round, other colour) in place of work_0 for one cycle."""
 
     def plan(self, device, schedule, cycle, rng):
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             s = pose["work_0"]
             h = device.parts()["odd_part"].size[2]
             x, y, _ = s.location
@@ -328,7 +328,7 @@ class OverRotation(AnomalyKind):
         n = device.n
         riding = set(device.riding())
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             turn = extra * min(max(device.table_progress(pose), 0.0), 1.0)
             for name in riding:
                 if name in ("work_out", "pin_out"):
@@ -348,7 +348,7 @@ class NoFeed(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         name = "work_in"
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose[name] = pose[name].moved(visible=False)
             return pose
         lo, hi = schedule.cycle_span(cycle)
@@ -363,7 +363,7 @@ class ToolDuringIndex(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         stroke, low = device.values["stroke"], device._head_low
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             p = min(max(device.table_progress(pose), 0.0), 1.0)
             head = pose["head"].location[2]
             if head < low + stroke - 1e-9 and p >= 1.0:  # the lower step: stay down
@@ -385,7 +385,7 @@ class NoStroke(AnomalyKind):
         pin = "pin_tool"
         top = device._head_low + device.values["stroke"]
 
-        def apply(pose: Pose, frame: int) -> Pose:
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose.update(device.tool_states(top))
             pose[pin] = pose[pin].moved(visible=False)
             return pose

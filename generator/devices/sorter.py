@@ -300,7 +300,7 @@ class WrongLane(AnomalyKind):
         it = ITEMS[k]
         queue = device.y_rest + device._v("item_size") + 0.02
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             st = pose[it]
             if not st.visible:
                 return pose
@@ -336,7 +336,7 @@ class NotDiverted(AnomalyKind):
         color = device.unknown_color(lane)
         x_stop = device.x_end - device._v("item_size") / 2 - 0.02
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             st = pose[it]
             if not st.visible:
                 return pose
@@ -368,7 +368,7 @@ class EmptyFire(AnomalyKind):
         if b - a < 0.4:
             a, b = 0.15, 0.85
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             t = (pose[ITEMS[k]].location[0] - x0) / (x1 - x0)
             u = (t - a) / (b - a)
             if not (_on_belt(pose, ITEMS[k]) and 0.0 < u < 1.0):
@@ -395,7 +395,7 @@ class OffMark(AnomalyKind):
         turn = rng.uniform(0.25, 0.45) * np.sign(off)
         x0, xl = device.x_in, device.lane_x(LANE_OF[k])
 
-        def apply(pose, frame):
+        def apply(pose, frame, phase):
             st = pose[it]
             if not st.visible:
                 return pose
