@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange, Shift,
-                         SpeedChange, Stall, Tilt)
+from ..anomalies import AnomalyKind, ColorChange, Jerk, Reverse, ShapeChange, Shift, SpeedChange, Stall, Tilt
 from ..params import ParamRange
 from ..program import Device, Part, PartState, Pose, StateEdit, Step
 
@@ -351,7 +350,6 @@ class Gripper(Device):
 
     def static(self) -> Pose:
         hb, pw, ph = self._v("table_height"), self._v("part_width"), self._v("part_height")
-        bw = self.belt_width
         bx, by = self.base
         z1 = self.z_arm + 0.08
         col_h = z1 - 0.04 - 0.12

@@ -199,7 +199,7 @@ class Palletizer(Device):
         """The program at `phase`; the keywords describe anomalous variants: boxes set down at
         other spots, a box that never comes, a box dropped in transit, a tilted pallet."""
         targets = targets or {}
-        bx, by, bh = self._v("box_length"), self._v("box_width"), self._v("box_height")
+        bx, bh = self._v("box_length"), self._v("box_height")
         px, py = self.pallet_size
         cur, t = self._where(phase)
         m = self.m
@@ -261,7 +261,6 @@ class Palletizer(Device):
             "hose": PartState((gx + 0.07, gy, gz + 0.3)),
         })
         span_mid = (self.y_back + self.y_front) / 2
-        bed_len = px + 2 * self.travel_out
         pose.update({
             "floor": PartState((0.0, 0.0, -0.01)),
             "wall": PartState((0.0, self.y_back + 0.8, 2.0)),

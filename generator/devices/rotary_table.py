@@ -111,7 +111,7 @@ class RotaryTable(Device):
     # ------------------------------------------------------------------ parts
 
     def parts(self) -> dict[str, Part]:
-        n, R, w, h = self.n, self._v("table_radius"), self._v("part_size"), self._v("part_height")
+        R, w, h = self._v("table_radius"), self._v("part_size"), self._v("part_height")
         paint = colorsys.hsv_to_rgb(self._v("machine_hue"), 0.55, 0.55)
         work = tuple(colorsys.hsv_to_rgb(self._v("part_hue"), 0.65, 0.8))
         odd = tuple(colorsys.hsv_to_rgb((self._v("part_hue") + 0.5) % 1.0, 0.8, 0.75))
@@ -325,7 +325,6 @@ class OverRotation(AnomalyKind):
 
     def plan(self, device, schedule, cycle, rng):
         extra = rng.uniform(*self.extra) * device.step_angle
-        n = device.n
         riding = set(device.riding())
 
         def apply(pose: Pose, frame: int, phase: float) -> Pose:
