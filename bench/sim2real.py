@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} is not allowed; give at least 1 run per row")
     torch.set_num_threads(args.threads)
     config = get_config("tiny")
     root, runs = args.work / "data", args.work / "runs"
