@@ -130,6 +130,8 @@ def _add_adaptation_verbs(verbs) -> None:
     finetune.add_argument("--shots", type=float, default=1.0, metavar="FRACTION",
                           help="fraction of the real training videos to use, chosen from the seed (default 1: all; "
                                "the paper's few-shot is 0.2)")
+    finetune.add_argument("--videos", default=None, metavar="NAMES",
+                          help="adapt on these training videos instead, comma-separated names, e.g. 01,03")
     finetune.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
     finetune.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     finetune.add_argument("--lr", type=float, default=None,
@@ -271,10 +273,15 @@ def _run_finetune(args: argparse.Namespace) -> None:
             raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     if not 0 < args.shots <= 1:
         raise UsageError(f"--shots {args.shots} is not allowed; give a fraction of the training videos in (0, 1]")
+    videos = tuple(name.strip() for name in args.videos.split(",") if name.strip()) if args.videos else None
+    if args.videos is not None and not videos:
+        raise UsageError(f"--videos {args.videos!r} names no video; give comma-separated training video names, e.g. 01,03")
+    if videos and args.shots != 1:
+        raise UsageError("--shots and --videos both choose the training videos; give one of them")
     check_real_scene(data, args.real)  # before loading any model
-    shots = "" if args.shots == 1 else f"-shots{args.shots:g}"
+    shots = f"-videos{'+'.join(videos)}" if videos else "" if args.shots == 1 else f"-shots{args.shots:g}"
     out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"
-    options = FinetuneOptions(method=args.method, shots=args.shots, rank=args.rank, epochs=args.epochs,
+    options = FinetuneOptions(method=args.method, shots=args.shots, videos=videos, rank=args.rank, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=_device(args),
                               stride=args.stride, max_clips=args.max_clips, cycle_length=args.cycle_length,
                               merge=args.merge, progress=not args.quiet)

@@ -57,6 +57,7 @@ ADAPTER_INFO = "ipad_finetune.json"
 class FinetuneOptions:
     method: str = "lora"
     shots: float = 1.0  # fraction of the real training videos (whole videos, at least one)
+    videos: tuple[str, ...] | None = None  # these training videos instead of a drawn fraction
     rank: int = 8
     alpha: float | None = None  # LoRA scaling numerator; default 2 * rank
     epochs: int = 10
@@ -107,6 +108,15 @@ def select_shots(names: list[str], fraction: float, seed: int) -> list[str]:
     count = max(1, int(round(fraction * len(names))))
     chosen = np.random.default_rng(seed).choice(len(names), size=count, replace=False)
     return [names[i] for i in sorted(chosen.tolist())]
+
+
+def named_videos(names: list[str], wanted: tuple[str, ...]) -> list[str]:
+    """The training videos asked for by name, in name order; an unknown name is an error that lists the others."""
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ValueError(f"training video(s) {', '.join(unknown)} not in the scene; its training videos: "
+                         f"{', '.join(sorted(names))}")
+    return sorted(set(wanted))
 
 
 # ----------------------------------------------------------------------------- LoRA
@@ -203,7 +213,8 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
         raise ValueError(f"{base.path} holds a phase-nn bank, which has nothing to fine-tune; "
                          f"pretrain a full or vswin model")
     all_videos = [v.name for v in load_scene(root, scene, splits=("training",)).training]
-    videos = select_shots(all_videos, options.shots, options.seed)
+    videos = named_videos(all_videos, options.videos) if options.videos else select_shots(all_videos, options.shots,
+                                                                                           options.seed)
 
     torch.manual_seed(options.seed)  # LoRA's A matrices are initialised at random
     model = base.model
@@ -249,7 +260,7 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
                             cycle_length=cycle_length, epoch_losses=trained.epoch_losses,
                             adapter_dir=adapter_dir, checkpoint=checkpoint_path)
     evaluation.extra["finetune"] = {
-        "method": options.method, "shots": options.shots, "videos": videos, "all_videos": len(all_videos),
+        "method": options.method, "shots": len(videos) / len(all_videos), "videos": videos, "all_videos": len(all_videos),
         "rank": options.rank if options.method == "lora" else None, "epochs": options.epochs,
         "lr": options.learning_rate, "trainable_parameters": trainable, "total_parameters": total,
         "trainable_share": result.trainable_share, "wall_time_s": wall_time, "epoch_losses": trained.epoch_losses,

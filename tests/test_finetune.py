@@ -163,3 +163,22 @@ def test_missing_real_scene_names_the_root_and_the_scenes_found(real_root, pretr
     assert main(["finetune", "--real", "R01", "--data", str(real_root), "--from", str(pretrained),
                  "--shots", "1.5"]) == 2
     assert "--shots 1.5 is not allowed" in capsys.readouterr().err
+
+
+def test_finetune_on_named_videos_uses_exactly_those(real_root, pretrained, tmp_path, capsys):
+    out = tmp_path / "named"
+    argv = ["finetune", "--real", "R01", "--data", str(real_root), "--from", str(pretrained), "--method", "full",
+            "--epochs", "1", "--max-clips", "2", "--batch-size", "2", "--quiet"]
+    assert main(argv + ["--videos", "03, 01", "--out", str(out)]) == 0
+    assert "on 2 training video(s) (01, 03)" in capsys.readouterr().out
+    block = json.loads((out / "evaluation.json").read_text())["finetune"]
+    assert block["videos"] == ["01", "03"] and block["shots"] == 0.5
+    assert sorted(p.name for p in (out / "period" / "R01" / "training" / "period").iterdir()) == ["01.npy", "03.npy"]
+
+    assert main(argv + ["--videos", "01,09", "--out", str(tmp_path / "unknown")]) == 2
+    err = capsys.readouterr().err
+    assert "training video(s) 09 not in the scene" in err and "01, 02, 03, 04" in err
+    assert main(argv + ["--videos", "01", "--shots", "0.5"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert main(argv + ["--videos", " , "]) == 2
+    assert "names no video" in capsys.readouterr().err
