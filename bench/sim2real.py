@@ -21,8 +21,9 @@ is used once and no run repeats another's draw (random draws gave two of three r
 video). Each row shows the mean AUC ± the standard deviation over its runs. Then whether few-shot
 LoRA reaches >= 97% of the full fine-tune's mean AUC with <= 30% of its trainable parameters,
 whether that difference is larger than the spread, and the same parameter share for the paper
-config. Figures are printed, never asserted. Training uses every clip at stride 1 (at most
-`--max-clips` per epoch), so a few-shot run gets all the clips its one video has.
+config. Figures are printed, never asserted. Training on the real scene uses every clip at stride 1
+(at most `--max-clips` per epoch), so a few-shot run gets all the clips its one video has;
+pretraining takes every second clip (why: at the pretraining call).
 
     python bench/sim2real.py                       # tiny config, ~45 min of 2 idle CPU cores with rendering
     python bench/sim2real.py --work /tmp/s2r --epochs 4 --finetune-epochs 3 --repeats 1
