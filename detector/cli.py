@@ -276,8 +276,6 @@ def _run_finetune(args: argparse.Namespace) -> None:
     videos = tuple(name.strip() for name in args.videos.split(",") if name.strip()) if args.videos else None
     if args.videos is not None and not videos:
         raise UsageError(f"--videos {args.videos!r} names no video; give comma-separated training video names, e.g. 01,03")
-    if videos and args.shots != 1:
-        raise UsageError("--shots and --videos both choose the training videos; give one of them")
     check_real_scene(data, args.real)  # before loading any model
     shots = f"-videos{'+'.join(videos)}" if videos else "" if args.shots == 1 else f"-shots{args.shots:g}"
     out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"

@@ -206,15 +206,19 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
     """Adapt the checkpoint `pretrained` to `scene`, evaluate it on the scene's test videos, write JSON."""
     if options.method not in METHODS:
         raise ValueError(f"unknown finetune method {options.method!r}; allowed: {', '.join(METHODS)}")
+    if options.videos and options.shots != 1:
+        raise ValueError("--shots and --videos both choose the training videos; give one of them")
     root, out = Path(root), Path(out)
     check_real_scene(root, scene)
+    all_videos = [v.name for v in load_scene(root, scene, splits=("training",)).training]
+    if options.videos:
+        videos = named_videos(all_videos, options.videos)
+    else:
+        videos = select_shots(all_videos, options.shots, options.seed)
     base = load_checkpoint(pretrained, options.device)
     if base.kind == "phase-nn":
         raise ValueError(f"{base.path} holds a phase-nn bank, which has nothing to fine-tune; "
                          f"pretrain a full or vswin model")
-    all_videos = [v.name for v in load_scene(root, scene, splits=("training",)).training]
-    videos = named_videos(all_videos, options.videos) if options.videos else select_shots(all_videos, options.shots,
-                                                                                           options.seed)
 
     torch.manual_seed(options.seed)  # LoRA's A matrices are initialised at random
     model = base.model
