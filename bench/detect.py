@@ -133,22 +133,36 @@ def cpu_speed(batch: int, steps: int) -> None:
     print(f"training {train_rate:.2f} clips/s, inference {infer_rate:.2f} clips/s")
 
 
-def gpu_speed(batch: int, steps: int, peak_tflops: float | None) -> None:
+def matmul_ceiling(device: torch.device, size: int = 8192, repeats: int = 10) -> float:
+    """TFLOP/s of a large bf16 matrix product on this GPU: the ceiling this machine really reaches."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    seconds = timed(lambda: a @ b, repeats, torch.cuda.synchronize)
+    return 2 * size**3 / seconds / 1e12
+
+
+def gpu_speed(batches: list[int], steps: int, peak_tflops: float | None) -> None:
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
-    train_rate, infer_rate = training_speed("paper", device, batch, steps, bf16=True)
     cfg = get_config("paper")
     with torch.device("meta"):
         flops = count_flops(build_model("full", cfg), torch.zeros(1, 3, cfg.clip_len, cfg.image_size, cfg.image_size))
     if peak_tflops is None:
         peak_tflops = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
-    achieved = 3 * flops * train_rate / 1e12  # forward + backward ~ 3x forward
-    print(f"== paper config, full model, {name}, bf16 autocast, batch {batch}, median of {steps}")
-    print(f"training {train_rate:.1f} clips/s ({achieved:.1f} TFLOP/s), inference {infer_rate:.1f} clips/s")
-    if peak_tflops:
-        print(f"fraction of the {peak_tflops:.0f} TFLOP/s bf16 peak: {achieved / peak_tflops:.1%}")
-    else:
-        print("bf16 peak of this GPU unknown; pass --peak-tflops for the fraction")
+    ceiling = matmul_ceiling(device)
+    print(f"== paper config, full model, {name}, bf16 autocast, median of {steps} steps, torch {torch.__version__}")
+    print(f"bf16 8192^3 matrix product on this GPU: {ceiling:.0f} TFLOP/s"
+          + (f" ({ceiling / peak_tflops:.0%} of the {peak_tflops:.0f} TFLOP/s datasheet peak)" if peak_tflops else ""))
+    for batch in batches:
+        torch.cuda.reset_peak_memory_stats(device)
+        train_rate, infer_rate = training_speed("paper", device, batch, steps, bf16=True)
+        achieved = 3 * flops * train_rate / 1e12  # forward + backward ~ 3x forward
+        peak_text = f"{achieved / peak_tflops:.1%} of the datasheet peak, " if peak_tflops else ""
+        print(f"batch {batch}: training {train_rate:.1f} clips/s ({achieved:.1f} TFLOP/s: {peak_text}"
+              f"{achieved / ceiling:.1%} of the measured matrix-product rate), inference {infer_rate:.1f} clips/s, "
+              f"peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+    if not peak_tflops:
+        print("bf16 datasheet peak of this GPU unknown; pass --peak-tflops for that fraction")
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -225,7 +239,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true", help="only the accuracy table")
     parser.add_argument("--encoder-size", type=int, default=224, help="frame size of the encoder timing")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--gpu-batch", type=int, default=8)
+    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[8, 32], help="training batch sizes on the GPU")
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of the GPU, if not in the table")
     parser.add_argument("--accuracy", type=Path, default=None, metavar="DATA_ROOT",
                         help="accuracy table on every scene under an IPAD-layout root")
@@ -246,10 +260,12 @@ def main() -> None:
     torch.manual_seed(0)
     if not args.skip_speed:
         sizes_and_flops()
-        encoder_speed(torch.device(args.device), args.encoder_size, 1, args.repeats)
+        on_gpu = args.device == "cuda"
+        encoder_speed(torch.device(args.device), args.encoder_size, args.gpu_batch[0] if on_gpu else 1,
+                      max(args.repeats, 10) if on_gpu else args.repeats)
         cpu_speed(batch=4, steps=max(args.repeats, 8))
         if args.device == "cuda":
-            gpu_speed(args.gpu_batch, max(args.repeats, 5), args.peak_tflops)
+            gpu_speed(args.gpu_batch, max(args.repeats, 10), args.peak_tflops)
     root = args.accuracy
     if args.render is not None:
         if args.devices == "all":
