@@ -56,7 +56,7 @@ def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
     parser.add_argument("--max-clips", type=int, default=None,
-                        help="train on a fixed random subset of this many clips (quick runs)")
+                        help="at most this many clips per epoch, drawn afresh each epoch (quick runs)")
     parser.add_argument("--init-weights", type=Path, default=None,
                         help="torchvision swin3d_t state_dict (local file) to start the Swin encoder from")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
@@ -138,7 +138,8 @@ def _add_adaptation_verbs(verbs) -> None:
                           help="Adam learning rate (default 1e-3 for lora, 1e-4 for full)")
     finetune.add_argument("--seed", type=int, default=0, help="seed of the few-shot choice and training (default 0)")
     finetune.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
-    finetune.add_argument("--max-clips", type=int, default=None, help="train on a fixed random subset of clips")
+    finetune.add_argument("--max-clips", type=int, default=None,
+                          help="at most this many clips per epoch, drawn afresh each epoch")
     finetune.add_argument("--merge", action="store_true",
                           help="lora: also write the merged model as a normal checkpoint (<out>/merged)")
     finetune.add_argument("--out", type=Path, default=None,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
@@ -41,7 +41,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "cpu"
     stride: int = 1  # clip stride of the training sampler
-    max_clips: int | None = None  # a fixed random subset of the clips per epoch (quick runs)
+    max_clips: int | None = None  # at most this many clips per epoch, a fresh random draw each epoch
     cycle_length: float | None = None  # frames per cycle when videos have no period labels
     init_weights: Path | None = None  # torchvision swin3d_t state_dict for the encoder
     bf16: bool = False  # autocast to bfloat16 (GPU)
@@ -150,6 +150,16 @@ def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | 
             dist.destroy_process_group()
 
 
+def epoch_clips(clips: Dataset, max_clips: int | None, seed: int, epoch: int) -> Dataset:
+    """The clips one epoch trains on: all of them, or `max_clips` drawn afresh for every epoch from
+    (seed, epoch), so a capped run still sees every clip over its epochs and a resumed run draws the
+    same ones. Every DDP rank draws the same subset and its sampler splits it."""
+    if not max_clips or max_clips >= len(clips):
+        return clips
+    chosen = np.random.default_rng((seed, epoch)).choice(len(clips), max_clips, replace=False)
+    return Subset(clips, sorted(chosen.tolist()))
+
+
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
@@ -168,10 +178,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         path = save_checkpoint(out, model, "phase-nn", config, 1, info=info) if out and world.is_main else None
         return TrainResult(model, path, [], lengths)
 
-    dataset = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins)
-    if options.max_clips and options.max_clips < len(dataset):
-        chosen = np.random.default_rng(options.seed).choice(len(dataset), options.max_clips, replace=False)
-        dataset = Subset(dataset, sorted(chosen.tolist()))
+    all_clips = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins)
 
     if model is None:
         model = build(options.kind, config)
@@ -205,6 +212,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     losses, path = [], last
     pin = world.device.type == "cuda"
     for epoch in range(start_epoch, options.epochs):
+        dataset = epoch_clips(all_clips, options.max_clips, options.seed, epoch)
         if world.world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True,
                                          seed=options.seed)

@@ -7,7 +7,7 @@ from ipad_detect.config import get_config
 from ipad_detect.data import load_scene
 from ipad_detect.evaluate import evaluate_scene
 from ipad_detect.scoring import score_videos
-from ipad_detect.train import TrainOptions, parse_scenes, train
+from ipad_detect.train import TrainOptions, epoch_clips, parse_scenes, train
 
 TINY = get_config("tiny")
 
@@ -40,7 +40,7 @@ def test_tiny_full_model_lowers_its_loss_and_round_trips(small_root, tmp_path):
 
 
 def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
-    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=6, seed=3, progress=False)
+    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=3, seed=3, progress=False)  # 3 of 5 clips
     straight = train(small_root, ["S01"], TINY, tmp_path / "straight", options)
 
     interrupted = TrainOptions(**{**options.__dict__, "epochs": 1})
@@ -55,6 +55,17 @@ def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
 
     with pytest.raises(ValueError, match="differs from this run's 'memae'"):
         train(small_root, ["S01"], TINY, tmp_path / "resumed", TrainOptions(kind="memae", epochs=3, progress=False))
+
+
+def test_max_clips_draws_a_fresh_reproducible_subset_every_epoch():
+    clips = list(range(20))
+    assert epoch_clips(clips, None, seed=0, epoch=0) is clips and epoch_clips(clips, 20, seed=0, epoch=0) is clips
+    draws = [list(epoch_clips(clips, 8, seed=1, epoch=e)) for e in range(6)]
+    assert all(len(d) == len(set(d)) == 8 for d in draws)
+    assert len({tuple(d) for d in draws}) == 6  # another subset every epoch
+    assert set().union(*draws) == set(clips)  # over the epochs every clip is seen
+    assert list(epoch_clips(clips, 8, seed=1, epoch=3)) == draws[3]  # a resumed run draws the same
+    assert list(epoch_clips(clips, 8, seed=2, epoch=3)) != draws[3]
 
 
 def test_checkpoint_folders_are_complete_and_pruned(tmp_path):
