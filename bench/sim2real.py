@@ -21,9 +21,10 @@ is used once and no run repeats another's draw (random draws gave two of three r
 video). Each row shows the mean AUC ± the standard deviation over its runs. Then whether few-shot
 LoRA reaches >= 97% of the full fine-tune's mean AUC with <= 30% of its trainable parameters, a
 bootstrap interval of that ratio over the runs, whether the difference is larger than the spread,
-and the same parameter share for the paper config. Figures are printed, never asserted. Training on the real scene uses every clip at stride 1
-(at most `--max-clips` per epoch), so a few-shot run gets all the clips its one video has;
-pretraining takes every second clip (why: at the pretraining call).
+and the same parameter share for the paper config. Figures are printed, never asserted. Training
+on the real scene uses every clip at stride 1 (at most `--max-clips` per epoch), so a few-shot run
+gets all the clips its one video has; pretraining takes every second clip (why: at the pretraining
+call).
 
     python bench/sim2real.py                       # tiny config, ~45 min of 2 idle CPU cores with rendering
     python bench/sim2real.py --work /tmp/s2r --epochs 4 --finetune-epochs 3 --repeats 1
@@ -210,7 +211,8 @@ def main() -> None:
     start = time.perf_counter()
     # Pretraining takes every second clip (250, all of them every epoch). Its loss sits first on a plateau
     # near 0.075, the phase term at chance (0.02 · ln 50 bins; reconstruction is near 0.002), until the
-    # phase head learns; at stride 1 with 256 of the 500 clips per epoch it stayed there for 20 epochs.
+    # phase head learns; at stride 1, with one fixed subset of 256 of the 500 clips (before --max-clips drew
+    # afresh each epoch), it stayed there for 20 epochs.
     pretrained = train(root, [SYNTHETIC], config, runs / "pretrain",
                        TrainOptions(epochs=args.epochs, **{**train_options, "stride": 2}))
     pretrain_time = time.perf_counter() - start
