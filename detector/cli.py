@@ -170,6 +170,15 @@ def _add_adaptation_verbs(verbs) -> None:
 # ----------------------------------------------------------------------------- verbs
 
 
+def reconstruction_summary(recon: float, static: float) -> str:
+    """The last epoch's reconstruction MSE against a still picture's, with what it means."""
+    text = f"reconstruction MSE of the last epoch {recon:.5f}; each scene's mean frame would give {static:.5f}"
+    if recon >= static:
+        text += ("\nnote: not below the mean frame: the model reproduces the still scene rather than the motion, "
+                 "so normal motion already looks like an error to it; train longer (--epochs)")
+    return text
+
+
 def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
     from ipad_detect.config import get_config
     from ipad_detect.train import TrainOptions, parse_scenes, train
@@ -192,6 +201,8 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
         losses = ", ".join(f"{v:.4f}" for v in result.epoch_losses) or "-"
         print(f"trained {args.model} ({args.config}) on {', '.join(scenes)}; cycle length (frames): {lengths}; "
               f"epoch losses: {losses}; checkpoint: {result.checkpoint}")
+        if result.epoch_recon:
+            print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse))
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
@@ -291,6 +302,8 @@ def _run_finetune(args: argparse.Namespace) -> None:
     print(f"trainable parameters: {result.trainable_parameters:,} of {result.total_parameters:,} "
           f"({100 * result.trainable_share:.1f}%)")
     print(f"wall time: {result.wall_time_s:.1f} s (fine-tuning); cycle length {result.cycle_length:.2f} frames")
+    if result.epoch_recon:
+        print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse))
     for label, path in (("adapter", result.adapter_dir), ("checkpoint", result.checkpoint)):
         if path is not None:
             print(f"{label}: {path}")

@@ -86,6 +86,8 @@ class FinetuneResult:
     videos: list[str]
     cycle_length: float
     epoch_losses: list[float] = field(default_factory=list)
+    epoch_recon: list[float] = field(default_factory=list)  # reconstruction MSE alone
+    static_frame_mse: float | None = None  # the same of the videos' mean frame (train.static_frame_mse)
     adapter_dir: Path | None = None
     checkpoint: Path | None = None  # our format: the full fine-tune, or the merged LoRA model
     json_path: Path | None = None
@@ -262,12 +264,14 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
     result = FinetuneResult(model=model, evaluation=evaluation, trainable_parameters=trainable,
                             total_parameters=total, wall_time_s=wall_time, videos=videos,
                             cycle_length=cycle_length, epoch_losses=trained.epoch_losses,
+                            epoch_recon=trained.epoch_recon, static_frame_mse=trained.static_frame_mse,
                             adapter_dir=adapter_dir, checkpoint=checkpoint_path)
     evaluation.extra["finetune"] = {
         "method": options.method, "shots": len(videos) / len(all_videos), "videos": videos, "all_videos": len(all_videos),
         "rank": options.rank if options.method == "lora" else None, "epochs": options.epochs,
         "lr": options.learning_rate, "trainable_parameters": trainable, "total_parameters": total,
         "trainable_share": result.trainable_share, "wall_time_s": wall_time, "epoch_losses": trained.epoch_losses,
+        "epoch_recon": trained.epoch_recon, "static_frame_mse": trained.static_frame_mse,
         "pretrained": pretrained_path, "pretrain_scenes": base.info.get("scenes", []),
         "adapter": str(adapter_dir) if adapter_dir else None,
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,

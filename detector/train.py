@@ -56,6 +56,8 @@ class TrainResult:
     checkpoint: Path | None
     epoch_losses: list[float] = field(default_factory=list)  # mean total loss of each epoch run now
     cycle_lengths: dict[str, float] = field(default_factory=dict)
+    epoch_recon: list[float] = field(default_factory=list)  # its reconstruction MSE alone
+    static_frame_mse: float | None = None  # the same MSE of each scene's mean training frame (see below)
 
 
 @dataclass
@@ -92,6 +94,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def static_frame_mse(videos: list[Video], cache: FrameCache) -> float:
+    """Reconstruction MSE (pixels in [-1, 1]) of the best static picture, each scene's per-pixel
+    mean training frame. The training loss is mostly the phase term, so this is the yardstick of the
+    reconstruction part: a model that is not below it reproduces the still scene, not the motion."""
+    total, count = 0.0, 0
+    for scene in sorted({v.scene for v in videos}):
+        scene_videos = [v for v in videos if v.scene == scene]
+        frames = sum(v.num_frames for v in scene_videos)
+        mean = sum(cache.get(v).sum(axis=0, dtype=np.float64) for v in scene_videos) / frames / 127.5 - 1.0
+        for video in scene_videos:  # one video at a time: a real scene's frames are gigabytes as floats
+            residual = cache.get(video).astype(np.float32) / 127.5 - 1.0 - mean.astype(np.float32)
+            total += float(np.square(residual, dtype=np.float64).sum())
+            count += residual.size
+    return total / count
 
 
 def parse_scenes(scenes: list[str] | str) -> list[str]:
@@ -209,7 +227,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
 
     autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
                 if options.bf16 else nullcontext())
-    losses, path = [], last
+    losses, recon_losses, path = [], [], last
     pin = world.device.type == "cuda"
     for epoch in range(start_epoch, options.epochs):
         dataset = epoch_clips(all_clips, options.max_clips, options.seed, epoch)
@@ -223,7 +241,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, generator=generator,
                                 pin_memory=pin)
         model.train()
-        total, count = 0.0, 0
+        total, recon_total, count = 0.0, 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",
                    disable=not (options.progress and world.is_main))
         for clips, targets in bar:
@@ -231,14 +249,17 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             phase_target = targets.to(world.device) if bool((targets >= 0).all()) else None
             with autocast:
                 output = model(clips)
-            loss = core.loss(output, clips, phase_target)["total"]
+            parts = core.loss(output, clips, phase_target)
+            loss = parts["total"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(clips)
+            recon_total += parts["recon"].item() * len(clips)
             count += len(clips)
             bar.set_postfix(loss=f"{total / count:.4f}")
         losses.append(total / max(count, 1))
+        recon_losses.append(recon_total / max(count, 1))
         if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
@@ -247,4 +268,5 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:
             dist.barrier()
     core.eval()
-    return TrainResult(core, path if world.is_main else None, losses, lengths)
+    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses,
+                       static_frame_mse(videos, all_clips.cache))

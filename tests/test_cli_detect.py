@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ipad_detect.cli import main
+from ipad_detect.cli import main, reconstruction_summary
 
 VERBS = ("train", "pretrain", "evaluate", "score")
 
@@ -38,7 +38,10 @@ def test_train_evaluate_score_on_fixture_data(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(data), "--scene", "S01", "--config", "tiny", "--epochs", "1",
                  "--max-clips", "4", "--batch-size", "2", "--out", str(run), "--quiet"]) == 0
-    assert "checkpoint: " in capsys.readouterr().out and (run / "epoch-0001" / "model.safetensors").is_file()
+    printed = capsys.readouterr().out
+    assert "checkpoint: " in printed and (run / "epoch-0001" / "model.safetensors").is_file()
+    assert "each scene's mean frame would give" in printed  # one epoch of 4 clips: still above it
+    assert "note: not below the mean frame" in printed
 
     report = tmp_path / "eval.json"
     assert main(["evaluate", "--data", str(data), "--scene", "S01", "--checkpoint", str(run), "--out", str(report),
@@ -57,6 +60,11 @@ def test_train_evaluate_score_on_fixture_data(data, tmp_path, capsys):
     assert [r["label"] for r in rows] == ["1"] * 5  # labels found next to the video
     assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 and r["phase_error"] != "" for r in rows)
     assert (tmp_path / "scores" / "S01-testing-02-scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reconstruction_summary_notes_only_a_model_not_below_the_mean_frame():
+    assert "note" not in reconstruction_summary(0.0008, 0.0011)
+    assert "note: not below the mean frame" in reconstruction_summary(0.0018, 0.0011)
 
 
 def test_pretrain_phase_nn_on_two_scenes(data, tmp_path, capsys):

@@ -107,9 +107,11 @@ def test_finetune_lora_round_trips_through_peft_and_merges(real_root, pretrained
     printed = capsys.readouterr().out
     assert "R01: frame AUC" in printed and "on 2 training video(s)" in printed
     assert "trainable parameters:" in printed and "wall time:" in printed
+    assert "each scene's mean frame would give" in printed
 
     result = json.loads((out / "evaluation.json").read_text())
     block = result["finetune"]
+    assert len(block["epoch_recon"]) == 1 and block["static_frame_mse"] > 0
     assert block["method"] == "lora" and len(block["videos"]) == 2 and block["all_videos"] == 4
     assert 0 < block["trainable_share"] < 1 and block["pretrain_scenes"] == ["S01", "S02"]
     assert block["videos"] == select_shots(["01", "02", "03", "04"], 0.5, seed=0)

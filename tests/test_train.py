@@ -1,13 +1,15 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from ipad_detect.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from ipad_detect.config import get_config
-from ipad_detect.data import load_scene
+from ipad_detect.data import FrameCache, load_scene, read_frames
 from ipad_detect.evaluate import evaluate_scene
 from ipad_detect.scoring import score_videos
-from ipad_detect.train import TrainOptions, epoch_clips, parse_scenes, train
+from ipad_detect.train import TrainOptions, epoch_clips, parse_scenes, static_frame_mse, train
 
 TINY = get_config("tiny")
 
@@ -26,6 +28,7 @@ def test_tiny_full_model_lowers_its_loss_and_round_trips(small_root, tmp_path):
     options = TrainOptions(kind="full", epochs=2, batch_size=2, lr=1e-3, max_clips=4, progress=False)
     result = train(small_root, ["S01"], TINY, tmp_path / "run", options)
     assert len(result.epoch_losses) == 2 and result.epoch_losses[1] < result.epoch_losses[0]
+    assert len(result.epoch_recon) == 2 and all(0 < r < t for r, t in zip(result.epoch_recon, result.epoch_losses))
     assert result.checkpoint.name == "epoch-0002" and result.cycle_lengths["S01"] == pytest.approx(12, rel=1e-3)
 
     videos = load_scene(small_root, "S01").testing[:1]
@@ -55,6 +58,22 @@ def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
 
     with pytest.raises(ValueError, match="differs from this run's 'memae'"):
         train(small_root, ["S01"], TINY, tmp_path / "resumed", TrainOptions(kind="memae", epochs=3, progress=False))
+
+
+def test_static_frame_mse_is_the_error_of_each_scenes_mean_frame(small_root):
+    def pixels(video):
+        return read_frames(video.frame_paths, 32).astype(np.float64) / 127.5 - 1
+
+    def mean_frame_error(frames):
+        return np.mean((frames - frames.mean(axis=0)) ** 2)
+
+    videos = load_scene(small_root, "S01").testing[:2]  # normal, and one that turns red
+    both = np.concatenate([pixels(v) for v in videos])
+    assert static_frame_mse(videos, FrameCache(32)) == pytest.approx(mean_frame_error(both), rel=1e-6)
+    apart = [videos[0], dataclasses.replace(videos[1], scene="S02")]  # two scenes: each its own mean frame
+    separate = (mean_frame_error(pixels(videos[0])) + mean_frame_error(pixels(videos[1]))) / 2  # equal lengths
+    assert separate < mean_frame_error(both)
+    assert static_frame_mse(apart, FrameCache(32)) == pytest.approx(separate, rel=1e-6)
 
 
 def test_max_clips_draws_a_fresh_reproducible_subset_every_epoch():
