@@ -98,8 +98,8 @@ def seed_everything(seed: int) -> None:
 
 def static_frame_mse(videos: list[Video], cache: FrameCache) -> float:
     """Reconstruction MSE (pixels in [-1, 1]) of the best static picture, each scene's per-pixel
-    mean training frame. The training loss is mostly the phase term, so this is the yardstick of the
-    reconstruction part: a model that is not below it reproduces the still scene, not the motion."""
+    mean training frame. The full model's training loss is mostly its phase term, so this is the
+    yardstick of the reconstruction part: a model not below it reproduces the still scene, not the motion."""
     total, count = 0.0, 0
     for scene in sorted({v.scene for v in videos}):
         scene_videos = [v for v in videos if v.scene == scene]
