@@ -174,8 +174,8 @@ def reconstruction_summary(recon: float, static: float) -> str:
     """The last epoch's reconstruction MSE against a still picture's, with what it means."""
     text = f"reconstruction MSE of the last epoch {recon:.5f}; each scene's mean frame would give {static:.5f}"
     if recon >= static:
-        text += ("\nnote: not below the mean frame: the model reproduces the still scene rather than the motion, "
-                 "so normal motion already looks like an error to it; train longer (--epochs)")
+        text += ("\nnote: not below the mean frame: the model has learned no more than a still picture of the "
+                 "scene, so normal motion already looks like an error to it; train longer (--epochs)")
     return text
 
 

@@ -99,7 +99,7 @@ def seed_everything(seed: int) -> None:
 def static_frame_mse(videos: list[Video], cache: FrameCache) -> float:
     """Reconstruction MSE (pixels in [-1, 1]) of the best static picture, each scene's per-pixel
     mean training frame. The full model's training loss is mostly its phase term, so this is the
-    yardstick of the reconstruction part: a model not below it reproduces the still scene, not the motion."""
+    yardstick of the reconstruction part: a model not below it has learned no more than a still picture."""
     total, count = 0.0, 0
     for scene in sorted({v.scene for v in videos}):
         scene_videos = [v for v in videos if v.scene == scene]
