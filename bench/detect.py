@@ -4,8 +4,9 @@
 2. forward time of our Swin encoder against torchvision's swin3d_t on the same input, in the
    same run (ratio ours / torchvision; target <= 1.0x);
 3. tiny config training and inference clips/s on this machine's CPU;
-4. with --device cuda: the paper config's training clips/s with bf16 autocast and the fraction
-   of the GPU's bf16 peak that reaches;
+4. with --device cuda: the paper config's training clips/s with bf16 autocast at each
+   --gpu-batch, and the fraction of the GPU's bf16 peak that reaches, beside the rate a large bf16
+   matrix product reaches on it in the same run;
 5. with --accuracy ROOT: frame AUC per scene and mean of every model kind on an IPAD-layout root,
    plus the ablation of the paper's table 4. --render DIR first renders a benchmark set with
    `ipadgen render` (one scene per device and anomaly category) and then scores it.
@@ -264,7 +265,7 @@ def main() -> None:
         encoder_speed(torch.device(args.device), args.encoder_size, args.gpu_batch[0] if on_gpu else 1,
                       max(args.repeats, 10) if on_gpu else args.repeats)
         cpu_speed(batch=4, steps=max(args.repeats, 8))
-        if args.device == "cuda":
+        if on_gpu:
             gpu_speed(args.gpu_batch, max(args.repeats, 10), args.peak_tflops)
     root = args.accuracy
     if args.render is not None:
