@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--max-clips", type=int, default=None, help="training clips per epoch (default all)")
     parser.add_argument("--runs", type=Path, default=None, help="folder for the checkpoints (default a temp dir)")
     args = parser.parse_args()
+    if min(args.gpu_batch) < 1:
+        parser.error(f"--gpu-batch {' '.join(map(str, args.gpu_batch))} is not allowed; give positive batch sizes")
 
     torch.manual_seed(0)
     if not args.skip_speed:
