@@ -159,6 +159,9 @@ def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | 
         raise ValueError(f"unknown model kind {options.kind!r}; allowed: {', '.join(KINDS)}")
     if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
         raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
+    if options.max_clips is not None and options.max_clips < 1:
+        raise ValueError(f"max clips {options.max_clips} is not allowed; give at least 1 clip per epoch, or none "
+                         f"for every clip")
     root, out = Path(root), (Path(out) if out is not None else None)
     world = setup_distributed(options.device)
     try:

@@ -85,6 +85,8 @@ def test_max_clips_draws_a_fresh_reproducible_subset_every_epoch():
     assert set().union(*draws) == set(clips)  # over the epochs every clip is seen
     assert list(epoch_clips(clips, 8, seed=1, epoch=3)) == draws[3]  # a resumed run draws the same
     assert list(epoch_clips(clips, 8, seed=2, epoch=3)) != draws[3]
+    with pytest.raises(ValueError, match="max clips 0 is not allowed"):
+        train("unused", ["S01"], TINY, None, TrainOptions(max_clips=0, progress=False))
 
 
 def test_checkpoint_folders_are_complete_and_pruned(tmp_path):
