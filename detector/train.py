@@ -271,5 +271,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:
             dist.barrier()
     core.eval()
-    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses,
-                       static_frame_mse(videos, all_clips.cache))
+    # The yardstick only for a run that trained here, on the rank that reports (a finished run resumed
+    # with no epoch left would read every frame for nothing).
+    static = static_frame_mse(videos, all_clips.cache) if recon_losses and world.is_main else None
+    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static)
