@@ -87,11 +87,13 @@ def read_description(path: Path) -> dict:
 
 
 def build(kind: str, config: ModelConfig) -> nn.Module:
-    """An untrained model of `kind` (the detector models, or the phase-aligned nearest neighbour)."""
-    if kind == "phase-nn":
-        from ipad_detect.phase_nn import PhaseNN
+    """An untrained model of `kind` (a detector model, or a non-learned nearest-neighbour reference)."""
+    from ipad_detect.kinds import REFERENCE_KINDS
 
-        return PhaseNN(config)
+    if kind in REFERENCE_KINDS:
+        from ipad_detect.nearest import NON_LEARNED
+
+        return NON_LEARNED[kind](config)
     from ipad_detect.models import build_model
 
     return build_model(kind, config)
@@ -106,7 +108,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     description = read_description(found)
     config = ModelConfig(**description["config"])
     model = build(description["kind"], config)
-    if description["kind"] == "phase-nn":
+    if hasattr(model, "resize_bank_like"):
         model.resize_bank_like(found / WEIGHTS)
     load_model(model, str(found / WEIGHTS), strict=True, device=str(device))
     model.to(device).eval()

@@ -14,7 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
-KINDS = ("full", "vswin", "memae", "conae", "phase-nn")
+from ipad_detect.kinds import KINDS
+
 CONFIG_NAMES = ("paper", "tiny")
 
 
@@ -48,7 +49,9 @@ def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None
                         help="scene name under --data" + (" (repeat it, or a comma list: S01,S02)"
                                                           if several_scenes else ""))
     parser.add_argument("--model", choices=KINDS, default="full",
-                        help="full (ours), vswin (no memory/phase), memae, conae, phase-nn (default full)")
+                        help="full (ours), vswin (no memory/phase), memae, conae; the non-learned references frame-nn, "
+                             "clip-nn (nearest normal training frame / 9-frame clip), phase-nn (nearest training "
+                             "frame at the phase the frame is due at) (default full)")
     parser.add_argument("--config", choices=CONFIG_NAMES, default="paper",
                         help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU) (default paper)")
     parser.add_argument("--epochs", type=int, default=50, help="total epochs (default 50, as the paper)")
@@ -248,7 +251,7 @@ def _run_score(args: argparse.Namespace) -> None:
             training = load_scene(scene_dir.parent, video.scene, splits=("training",)).training
     length = resolve_cycle_length(args.cycle_length, training, checkpoint, video.scene)
     frames = read_frames(video.frame_paths, config.image_size)
-    values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, video.phase, length,
+    values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, length,
                                 args.batch_size, device)
     weight = config.phase_score_weight if args.phase_weight is None else args.phase_weight
     normality = combine_scores([values], None if error is None else [error], "video", weight)[0]

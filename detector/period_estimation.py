@@ -3,7 +3,7 @@
 Real IPAD videos have no period files, yet the phase head needs a target per clip and the
 sliding-window inspection needs the cycle length. Both are estimated here:
 
-1. Frame features that ignore lighting: each frame is turned grey, area-downsampled to 32 x 32
+1. Frame features that ignore lighting: each frame is turned grey, area-downsampled to 16 x 16
    and normalised to zero mean and unit variance (a brighter or dimmer light, flicker or a
    contrast change leave it unchanged); its difference to the next normalised frame is appended,
    so a part moving up and the same part moving down do not look alike.
@@ -144,29 +144,41 @@ def _circular_mean(angles_in_cycles: np.ndarray, weights: np.ndarray | None = No
     return float(np.angle(mean) / (2 * np.pi))
 
 
+def reference_cycle(features: list[np.ndarray], cycle_length: float) -> np.ndarray:
+    """Features of the reference cycle: the first cycle of the longest video (phase 0 at its start)."""
+    longest = max(features, key=len)
+    span = max(2, min(int(round(cycle_length)), len(longest)))
+    return longest[:span].astype(np.float64)
+
+
+def align_phase(x: np.ndarray, reference: np.ndarray, cycle_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """(cycle int32, phase float64 in [0, 1)) of one video's frame features against a reference cycle.
+
+    Each frame's nearest reference frame gives a coarse phase; the phase is the linear t / L minus
+    the circular mean of the offsets between linear and matched phase over one cycle around t. It
+    therefore advances steadily, as a normal cycle does, and follows only slow drift: a frame that
+    shows the wrong step for a few frames (a stall, a skipped step) gets the phase where the step
+    was due, not the phase of what it shows."""
+    x = x.astype(np.float64)
+    half_window = max(1, int(round(cycle_length / 2)))
+    distance = (np.einsum("ij,ij->i", x, x)[:, None] + np.einsum("ij,ij->i", reference, reference)[None, :]
+                - 2 * x @ reference.T)
+    matched = np.argmin(distance, axis=1) / cycle_length  # coarse phase of each frame
+    linear = np.arange(len(x)) / cycle_length
+    offsets = linear - matched
+    local = np.array([_circular_mean(offsets[max(0, t - half_window):t + half_window + 1]) for t in range(len(x))])
+    local = np.unwrap(local * 2 * np.pi) / (2 * np.pi)  # no jumps of a whole cycle
+    unwrapped = linear - local
+    phase = np.mod(unwrapped, 1.0)
+    phase[phase >= 1.0] = 0.0  # np.mod of a tiny negative number can round to 1.0
+    cycle = np.floor(unwrapped) - np.floor(unwrapped[0])
+    return cycle.astype(np.int32), phase.astype(np.float64)
+
+
 def estimate_phase(features: list[np.ndarray], cycle_length: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """(cycle int32, phase float64 in [0, 1)) per video, phase 0 at the start of the reference cycle."""
-    reference_video = max(range(len(features)), key=lambda i: len(features[i]))
-    span = max(2, min(int(round(cycle_length)), len(features[reference_video])))
-    reference = features[reference_video][:span].astype(np.float64)
-    half_window = max(1, int(round(cycle_length / 2)))
-    results = []
-    for x in features:
-        x = x.astype(np.float64)
-        distance = (np.einsum("ij,ij->i", x, x)[:, None] + np.einsum("ij,ij->i", reference, reference)[None, :]
-                    - 2 * x @ reference.T)
-        matched = np.argmin(distance, axis=1) / cycle_length  # coarse phase of each frame
-        linear = np.arange(len(x)) / cycle_length
-        offsets = linear - matched
-        local = np.array([_circular_mean(offsets[max(0, t - half_window):t + half_window + 1])
-                          for t in range(len(x))])
-        local = np.unwrap(local * 2 * np.pi) / (2 * np.pi)  # no jumps of a whole cycle
-        unwrapped = linear - local
-        phase = np.mod(unwrapped, 1.0)
-        phase[phase >= 1.0] = 0.0  # np.mod of a tiny negative number can round to 1.0
-        cycle = np.floor(unwrapped) - np.floor(unwrapped[0])
-        results.append((cycle.astype(np.int32), phase.astype(np.float64)))
-    return results
+    reference = reference_cycle(features, cycle_length)
+    return [align_phase(x, reference, cycle_length) for x in features]
 
 
 # ----------------------------------------------------------------------------- videos and files

@@ -23,7 +23,8 @@ import numpy as np
 
 from ipad_detect.evaluate import dataset_auc
 
-KIND_LABELS = {"full": "Ours", "vswin": "V-Swin-T", "memae": "memAE", "conae": "conAE", "phase-nn": "phase-NN"}
+KIND_LABELS = {"full": "Ours", "vswin": "V-Swin-T", "memae": "memAE", "conae": "conAE", "phase-nn": "phase-NN",
+               "frame-nn": "frame-NN", "clip-nn": "clip-NN"}
 ABLATION_ROWS = ("reconstruction only (V-Swin-T)", "period only (E_p score)", "window only (no memory)",
                  "memory only (no window score)", "both (ours)")
 

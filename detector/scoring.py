@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
+from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
 from ipad_detect.models.phase import window_phase_error
 
@@ -40,13 +41,15 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
 
 
 def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: np.ndarray,
-                phase: np.ndarray | None, cycle_length: float | None, batch_size: int = 8,
+                cycle_length: float | None, batch_size: int = 8,
                 device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """Raw (PSNR, E_p or None) per clip of one video, for any model kind including phase-nn."""
+    """Raw (PSNR, E_p or None) per clip of one video, for any model kind including the references.
+
+    It sees the frames only, never the video's labels or period labels: real footage has none."""
     if len(frames) < config.clip_len:
         raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
-    if kind == "phase-nn":
-        return model.score_video(frames, phase, config.clip_len), None
+    if kind in REFERENCE_KINDS:
+        return model.score_video(frames, config.clip_len), None
     values, bins = reconstruct_video(model, frames, config.clip_len, batch_size, device)
     if bins is None or cycle_length is None:
         return values, None
@@ -64,7 +67,7 @@ def score_videos(model: torch.nn.Module, kind: str, config: ModelConfig, videos:
             raise ValueError(f"test video {video} has no label file test_label/{int(video.name):03d}.npy; "
                              f"evaluation needs one per test video")
         frames = FrameCache(config.image_size).get(video)
-        values, error = score_video(model, kind, config, frames, video.phase, cycle_length, batch_size, device)
+        values, error = score_video(model, kind, config, frames, cycle_length, batch_size, device)
         results.append(VideoScores(video.name, video.labels, values, error))
     return results
 

@@ -27,9 +27,9 @@ from tqdm import tqdm
 from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene
+from ipad_detect.kinds import KINDS, REFERENCE_KINDS
 from ipad_detect.period_estimation import label_videos
 
-KINDS = ("full", "vswin", "memae", "conae", "phase-nn")
 
 
 @dataclass
@@ -193,10 +193,15 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     if options.videos is not None:
         info["videos"] = sorted(v.name for v in videos)
 
-    if options.kind == "phase-nn":  # nothing to optimise: fill the bank once
-        model = build("phase-nn", config)
-        model.fit(videos, cache)
-        path = save_checkpoint(out, model, "phase-nn", config, 1, info=info) if out and world.is_main else None
+    if options.kind in REFERENCE_KINDS:  # nothing to optimise: fill the bank once
+        model = build(options.kind, config)
+        if options.kind == "phase-nn":
+            if len(lengths) > 1:
+                raise ValueError("phase-nn banks one scene's cycle; train it on one scene, not several")
+            model.fit(videos, cache, next(iter(lengths.values())))
+        else:
+            model.fit(videos, cache)
+        path = save_checkpoint(out, model, options.kind, config, 1, info=info) if out and world.is_main else None
         return TrainResult(model, path, [], lengths)
 
     all_clips = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins)

@@ -12,8 +12,9 @@ from ipad_detect.models.memae import MemAE
 from ipad_detect.models.output import ModelOutput
 from ipad_detect.models.profile import count_flops, count_parameters
 
+from ipad_detect.kinds import LEARNED_KINDS as MODEL_KINDS
+
 # "vswin" is the full model with memory and phase off (the paper's V-Swin-T baseline).
-MODEL_KINDS = ("full", "vswin", "memae", "conae")
 
 
 def build_model(kind: str, cfg: ModelConfig) -> nn.Module:
