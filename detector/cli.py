@@ -173,9 +173,11 @@ def _add_adaptation_verbs(verbs) -> None:
 # ----------------------------------------------------------------------------- verbs
 
 
-def reconstruction_summary(recon: float, static: float) -> str:
+def reconstruction_summary(recon: float, static: float, lit_static: float | None = None) -> str:
     """The last epoch's reconstruction MSE against a still picture's, with what it means."""
     text = f"reconstruction MSE of the last epoch {recon:.5f}; each scene's mean frame would give {static:.5f}"
+    if lit_static is not None:
+        text += f", or {lit_static:.5f} in each frame's light (as the model's reconstructions take it)"
     if recon >= static:
         text += ("\nnote: not below the mean frame: the model has learned no more than a still picture of the "
                  "scene, so normal motion already looks like an error to it; train longer (--epochs)")
@@ -205,7 +207,7 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
         print(f"trained {args.model} ({args.config}) on {', '.join(scenes)}; cycle length (frames): {lengths}; "
               f"epoch losses: {losses}; checkpoint: {result.checkpoint}")
         if result.epoch_recon:
-            print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse))
+            print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse, result.lit_static_frame_mse))
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:

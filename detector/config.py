@@ -9,6 +9,8 @@ of a LoRA fine-tune, carry over to the paper config.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 
@@ -37,9 +39,18 @@ class ModelConfig(BaseModel):
     phase_weight: float = 0.02
     # Sliding-window inspection and the final score.
     window: int = 5
+    # How the phase head's predictions become a score (models/phase.py): "cycle", ours, checks each
+    # clip against the phase it is due at from a cycle of context; "window" is the paper's eqs. 7-8.
+    phase_check: Literal["cycle", "window"] = "cycle"
     phase_score_weight: float
+    # The encoder stage (0-based) whose tokens the memory and the decoder take; None = the last. The
+    # paper decodes its last stage, an 8 x 8 grid at 256 px; at 64 px that is 2 x 2, so tiny decodes
+    # stage 1, which has the paper's 8 x 8 grid (the phase head always reads the last stage).
+    decode_stage: int | None = None
     use_memory: bool = True
     use_phase: bool = True
+    # Reconstructions take each input frame's light (a gain and offset per channel, models/background.py).
+    match_light: bool = True
     # Conv baselines: output channels of each 3-D conv encoder stage.
     conae_channels: tuple[int, ...]
     memae_channels: tuple[int, ...]
@@ -56,6 +67,11 @@ class ModelConfig(BaseModel):
         """Channels of the encoder's last stage (C * 2**(stages-1))."""
         return self.embed_dim * 2 ** (len(self.depths) - 1)
 
+    @property
+    def decoded_stage(self) -> int:
+        """The encoder stage the memory and decoder read (`decode_stage`, default the last)."""
+        return len(self.depths) - 1 if self.decode_stage is None else self.decode_stage
+
     @model_validator(mode="after")
     def _check_sizes(self) -> "ModelConfig":
         positive = {
@@ -65,6 +81,8 @@ class ModelConfig(BaseModel):
         for field, value in positive.items():
             if value < 1:
                 raise ValueError(f"{field} must be >= 1, got {value}")
+        if self.decode_stage is not None and not 0 <= self.decode_stage < len(self.depths):
+            raise ValueError(f"decode_stage must be an encoder stage in [0, {len(self.depths)}), got {self.decode_stage}")
         if self.phase_bins < 2:
             raise ValueError(f"phase_bins must be >= 2, got {self.phase_bins}")
         if self.window % 2 == 0:
@@ -131,6 +149,7 @@ CONFIGS: dict[str, ModelConfig] = {
         patch_size=(2, 4, 4),
         window_size=(4, 4, 4),
         stochastic_depth_prob=0.0,
+        decode_stage=1,  # the 8 x 8 token grid, as the paper's last stage at 256 px
         memory_slots=200,
         phase_bins=50,
         shrink_threshold=0.01,  # 2 / M, inside MemAE's recommended [1/M, 3/M]

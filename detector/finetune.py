@@ -42,12 +42,12 @@ import torch
 from torch import nn
 
 from ipad_detect.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from ipad_detect.data import DataError, list_scenes, load_scene
+from ipad_detect.data import DataError, FrameCache, list_scenes, load_scene
 from ipad_detect.evaluate import EvaluationResult
 from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.models.swin3d import SwinEncoder3d
 from ipad_detect.scoring import evaluate_checkpoint
-from ipad_detect.train import TrainOptions, train
+from ipad_detect.train import TrainOptions, fit_background, train
 
 METHODS = ("lora", "full")
 LORA_TARGETS = ["q", "v"]
@@ -127,10 +127,10 @@ def named_videos(names: list[str], wanted: tuple[str, ...]) -> list[str]:
 
 def trainable_module_names(model: nn.Module) -> list[str]:
     """Modules that train as they are next to the LoRA matrices: the encoder's patch embedding
-    and LayerNorms, and the decoder, memory and phase head (exact names, so nothing else matches)."""
+    and LayerNorms, and the decoder, background, memory and phase head (exact names, so nothing else matches)."""
     names = ["encoder.patch_embed.proj"]
     names += [n for n, m in model.named_modules() if n.startswith("encoder.") and isinstance(m, nn.LayerNorm)]
-    names += [n for n in ("decoder", "memory", "phase_head") if getattr(model, n, None) is not None]
+    names += [n for n in ("decoder", "background", "memory", "phase_head") if getattr(model, n, None) is not None]
     return names
 
 
@@ -225,6 +225,8 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
 
     torch.manual_seed(options.seed)  # LoRA's A matrices are initialised at random
     model = base.model
+    chosen = [v for v in load_scene(root, scene, splits=("training",)).training if v.name in videos]
+    fit_background(model, chosen, FrameCache(base.config.image_size))  # this scene's still picture
     if options.method == "lora":
         model = add_lora(model, options.rank, options.alpha)
     else:

@@ -4,6 +4,6 @@ Learned kinds are reconstruction models (`models/`); references are the non-lear
 neighbours (`nearest.py`) that every accuracy table carries beside them.
 """
 
-LEARNED_KINDS = ("full", "vswin", "memae", "conae")
+LEARNED_KINDS = ("full", "paper", "vswin", "memae", "conae")
 REFERENCE_KINDS = ("frame-nn", "clip-nn", "phase-nn")
 KINDS = LEARNED_KINDS + REFERENCE_KINDS

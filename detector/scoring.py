@@ -2,8 +2,9 @@
 
 Every clip of 16 frames at stride 1 is passed through the model; its score is the PSNR of the
 reconstructed centre frame (evaluate.psnr). Models with a phase head also give the predicted
-phase bin of every clip, from which the sliding-window phase error E_p is computed with the
-expected advance of phase_bins / cycle_length bins per frame.
+phase distribution of every clip, from which the phase error is computed with the expected
+advance of phase_bins / cycle_length bins per frame: by the cycle check (ours) or the paper's
+sliding-window E_p, as the config's `phase_check` says (models/phase.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
 from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
-from ipad_detect.models.phase import window_phase_error
+from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 
 
 @torch.no_grad()
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
                       device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """PSNR of every stride-1 clip's centre frame and the predicted phase bins (None without a head)."""
+    """PSNR of every stride-1 clip's centre frame and the predicted phase distributions [clips, bins]
+    (None without a phase head)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1))
     model.eval()
@@ -36,7 +38,7 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
         out = model(batch)
         scores.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
         if out.phase_logits is not None:
-            bins.append(out.phase_logits.argmax(dim=1).cpu().numpy())
+            bins.append(out.phase_logits.float().softmax(dim=1).cpu().numpy())
     return np.concatenate(scores), (np.concatenate(bins) if bins else None)
 
 
@@ -50,11 +52,14 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
         raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
     if kind in REFERENCE_KINDS:
         return model.score_video(frames, config.clip_len), None
-    values, bins = reconstruct_video(model, frames, config.clip_len, batch_size, device)
-    if bins is None or cycle_length is None:
+    values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device)
+    if probs is None or cycle_length is None:
         return values, None
-    error = window_phase_error(bins, config.phase_bins / cycle_length, config.phase_bins, config.window)
-    return values, error
+    bins_per_frame = config.phase_bins / cycle_length
+    if config.phase_check == "window":
+        return values, window_phase_error(probs.argmax(axis=1), bins_per_frame, config.phase_bins, config.window)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+    return values, cycle_phase_error(probs, base.phase_profile.cpu().numpy(), bins_per_frame, config.window)
 
 
 def score_videos(model: torch.nn.Module, kind: str, config: ModelConfig, videos: list[Video],

@@ -26,8 +26,10 @@ from tqdm import tqdm
 
 from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
 from ipad_detect.config import ModelConfig
-from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene
+from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
+from ipad_detect.models import kind_config
+from ipad_detect.models.background import matched_light
 from ipad_detect.period_estimation import label_videos
 
 
@@ -58,6 +60,7 @@ class TrainResult:
     cycle_lengths: dict[str, float] = field(default_factory=dict)
     epoch_recon: list[float] = field(default_factory=list)  # its reconstruction MSE alone
     static_frame_mse: float | None = None  # the same MSE of each scene's mean training frame (see below)
+    lit_static_frame_mse: float | None = None  # ... of that mean frame in each frame's light (match_light)
 
 
 @dataclass
@@ -96,19 +99,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def static_frame_mse(videos: list[Video], cache: FrameCache) -> float:
+def mean_frame(videos: list[Video], cache: FrameCache) -> np.ndarray:
+    """Per-pixel mean of the videos' frames, float64 [H, W, 3] in [-1, 1]."""
+    frames = sum(v.num_frames for v in videos)
+    return sum(cache.get(v).sum(axis=0, dtype=np.float64) for v in videos) / frames / 127.5 - 1.0
+
+
+def fit_background(model: torch.nn.Module, videos: list[Video], cache: FrameCache) -> None:
+    """Start a model's still background (`models/background.py`) at the videos' mean frame."""
+    if hasattr(model, "background"):
+        model.background.fit(torch.from_numpy(mean_frame(videos, cache)).permute(2, 0, 1).float())
+
+
+def static_frame_mse(videos: list[Video], cache: FrameCache, match_light: bool = False) -> float:
     """Reconstruction MSE (pixels in [-1, 1]) of the best static picture, each scene's per-pixel
     mean training frame. The full model's training loss is mostly its phase term, so this is the
-    yardstick of the reconstruction part: a model not below it has learned no more than a still picture."""
+    yardstick of the reconstruction part: a model not below it has learned no more than a still picture.
+    With `match_light`, the mean frame first takes each frame's light as a model's reconstruction
+    does (`models/background.py`): the yardstick of a model that matches the light."""
     total, count = 0.0, 0
     for scene in sorted({v.scene for v in videos}):
         scene_videos = [v for v in videos if v.scene == scene]
-        frames = sum(v.num_frames for v in scene_videos)
-        mean = sum(cache.get(v).sum(axis=0, dtype=np.float64) for v in scene_videos) / frames / 127.5 - 1.0
+        mean = torch.from_numpy(mean_frame(scene_videos, cache)).float().permute(2, 0, 1)[None, :, None]
         for video in scene_videos:  # one video at a time: a real scene's frames are gigabytes as floats
-            residual = cache.get(video).astype(np.float32) / 127.5 - 1.0 - mean.astype(np.float32)
-            total += float(np.square(residual, dtype=np.float64).sum())
-            count += residual.size
+            frames = to_clip_tensor(cache.get(video))[None]  # [1, 3, N, H, W]
+            still = mean.expand_as(frames)
+            if match_light:
+                still = matched_light(still, frames)
+            total += float((frames - still).double().pow(2).sum())
+            count += frames.numel()
     return total / count
 
 
@@ -181,9 +200,42 @@ def epoch_clips(clips: Dataset, max_clips: int | None, seed: int, epoch: int) ->
     return Subset(clips, sorted(chosen.tolist()))
 
 
+@torch.no_grad()
+def fit_phase_profile(model: torch.nn.Module, clips: ClipDataset, device: torch.device, batch_size: int,
+                      stride: int = 2) -> None:
+    """The phase head's mean predicted distribution for every true phase bin, over the normal
+    training clips (every `stride`-th): the profile the cycle check compares test clips with
+    (`models/phase.py`). A bin without clips takes the profile of the nearest bin that has some."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+    if getattr(base, "phase_head", None) is None:
+        return
+    bins = base.cfg.phase_bins
+    sums = torch.zeros(bins, bins, dtype=torch.float64)
+    counts = torch.zeros(bins, dtype=torch.float64)
+    was_training = base.training
+    base.eval()
+    subset = Subset(clips, list(range(0, len(clips), stride)))
+    for batch, targets in DataLoader(subset, batch_size=batch_size):
+        keep = targets >= 0
+        if not keep.any():
+            continue
+        probs = base.phase_head(base.encode(batch[keep].to(device))[1]).float().softmax(dim=1).double().cpu()
+        sums.index_add_(0, targets[keep], probs)
+        counts.index_add_(0, targets[keep], torch.ones(int(keep.sum()), dtype=torch.float64))
+    base.train(was_training)
+    present = torch.nonzero(counts).flatten()
+    if len(present) == 0:
+        return
+    offsets = (torch.arange(bins)[:, None] - present[None, :]).abs()
+    nearest = present[torch.minimum(offsets, bins - offsets).argmin(dim=1)]
+    base.phase_profile.copy_((sums[nearest] / counts[nearest, None]).to(base.phase_profile))
+
+
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
+    if options.kind not in REFERENCE_KINDS:
+        config = kind_config(options.kind, config)
     cache = FrameCache(config.image_size)
     period_dir = options.period_dir or (out / "period" if out is not None and world.is_main else None)
     videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, period_dir)
@@ -208,6 +260,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
 
     if model is None:
         model = build(options.kind, config)
+        fit_background(model, videos, all_clips.cache)  # a resumed run loads its trained one below
     if options.init_weights:
         from ipad_detect.models.swin_weights import load_swin3d_weights
 
@@ -271,6 +324,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
+        if epoch + 1 == options.epochs and world.is_main:  # the profile the cycle check reads, saved below
+            fit_phase_profile(core, all_clips, world.device, options.batch_size)
         if out is not None and world.is_main:
             path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
         if world.world_size > 1:
@@ -278,5 +333,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     core.eval()
     # The yardstick only for a run that trained here, on the rank that reports (a finished run resumed
     # with no epoch left would read every frame for nothing).
-    static = static_frame_mse(videos, all_clips.cache) if recon_losses and world.is_main else None
-    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static)
+    static = lit = None
+    if recon_losses and world.is_main:
+        static = static_frame_mse(videos, all_clips.cache)
+        if config.match_light:
+            lit = static_frame_mse(videos, all_clips.cache, match_light=True)
+    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static, lit)

@@ -14,15 +14,24 @@ from ipad_detect.models.profile import count_flops, count_parameters
 
 from ipad_detect.kinds import LEARNED_KINDS as MODEL_KINDS
 
-# "vswin" is the full model with memory and phase off (the paper's V-Swin-T baseline).
+# "full" is the default detector: the paper's model with our cycle check of the phase; "paper" is
+# the paper's model as published (the window check, eqs. 7-8); "vswin" is either with memory and
+# phase off (the paper's V-Swin-T baseline).
+
+
+def kind_config(kind: str, cfg: ModelConfig) -> ModelConfig:
+    """The config a model of `kind` really runs with (saved in its checkpoint, read when scoring)."""
+    if kind == "vswin":
+        return cfg.model_copy(update={"use_memory": False, "use_phase": False})
+    if kind == "paper":
+        return cfg.model_copy(update={"phase_check": "window", "decode_stage": None})
+    return cfg
 
 
 def build_model(kind: str, cfg: ModelConfig) -> nn.Module:
-    """A freshly initialised model of `kind` sized by `cfg`."""
-    if kind == "full":
-        return IPADModel(cfg)
-    if kind == "vswin":
-        return IPADModel(cfg.model_copy(update={"use_memory": False, "use_phase": False}))
+    """A freshly initialised model of `kind` sized by `cfg` (see `kind_config`)."""
+    if kind in ("full", "vswin", "paper"):
+        return IPADModel(kind_config(kind, cfg))
     if kind == "memae":
         return MemAE(cfg)
     if kind == "conae":
@@ -30,4 +39,4 @@ def build_model(kind: str, cfg: ModelConfig) -> nn.Module:
     raise ValueError(f"unknown model kind {kind!r}; allowed: {', '.join(MODEL_KINDS)}")
 
 
-__all__ = ["MODEL_KINDS", "ModelOutput", "build_model", "count_flops", "count_parameters"]
+__all__ = ["MODEL_KINDS", "ModelOutput", "build_model", "kind_config", "count_flops", "count_parameters"]

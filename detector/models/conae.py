@@ -7,6 +7,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
+from ipad_detect.models.background import StaticBackground, zero_last_layer
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
 
 
@@ -32,7 +33,8 @@ class ConvEncoder3d(nn.Sequential):
 
 
 class ConvDecoder3d(nn.Sequential):
-    """Mirror of ConvEncoder3d with transposed convs; tanh output in [-1, 1]."""
+    """Mirror of ConvEncoder3d with transposed convs, the last started at zero; logits out (see
+    `StaticBackground`)."""
 
     def __init__(self, channels: tuple[int, ...]) -> None:
         layers: list[nn.Module] = []
@@ -44,7 +46,7 @@ class ConvDecoder3d(nn.Sequential):
             if i < len(outs) - 1:
                 layers += [nn.BatchNorm3d(out_ch), nn.LeakyReLU(0.2, inplace=True)]
             in_ch = out_ch
-        layers.append(nn.Tanh())
+        zero_last_layer(layers[-1])
         super().__init__(*layers)
 
 
@@ -56,10 +58,11 @@ class ConvAutoencoder(nn.Module):
         self.cfg = cfg
         self.encoder = ConvEncoder3d(cfg.conae_channels)
         self.decoder = ConvDecoder3d(cfg.conae_channels)
+        self.background = StaticBackground(cfg.image_size, cfg.match_light)
 
     def forward(self, clips: Tensor) -> ModelOutput:
         check_clips(clips, self.cfg)
-        return ModelOutput(self.decoder(self.encoder(clips)), None, None)
+        return ModelOutput(self.background(self.decoder(self.encoder(clips)), clips), None, None)
 
     def loss(self, out: ModelOutput, clips: Tensor, phase_target: Tensor | None = None) -> dict[str, Tensor]:
         return model_losses(out, clips, None, self.cfg)

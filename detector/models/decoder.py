@@ -1,5 +1,5 @@
 """Decoder from Swin features back to frames: transposed 3-D convolutions (I3D-style units of
-conv, BatchNorm, ReLU), tanh output. It undoes the encoder's strides stage by stage, so the
+conv, BatchNorm, ReLU), returning the logits that `StaticBackground` turns into frames. It undoes the encoder's strides stage by stage, so the
 reconstruction has exactly the input clip's shape."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
+from ipad_detect.models.background import zero_last_layer
 
 
 def _up_unit(in_ch: int, out_ch: int, kernel, stride, padding) -> nn.Sequential:
@@ -18,11 +19,11 @@ def _up_unit(in_ch: int, out_ch: int, kernel, stride, padding) -> nn.Sequential:
 
 
 class SwinDecoder3d(nn.Module):
-    """[B, C_last, T', H', W'] -> [B, 3, T, H, W] in [-1, 1].
+    """[B, C_last, T', H', W'] -> logits [B, 3, T, H, W] (the change from the still background).
 
     One 2x spatial upsampling per patch merging (channels halve, like the encoder's stages in
     reverse), then a transposed conv with the patch size as kernel and stride undoes the patch
-    embedding, and a 3x3x3 conv mixes neighbouring frames before the tanh.
+    embedding, and a 3x3x3 conv, started at zero, mixes neighbouring frames.
     """
 
     def __init__(self, embed_dim: int, stages: int, patch_size: tuple[int, int, int]) -> None:
@@ -34,10 +35,11 @@ class SwinDecoder3d(nn.Module):
         units.append(_up_unit(embed_dim, hidden, patch_size, patch_size, 0))
         self.upsample = nn.Sequential(*units)
         self.to_frames = nn.Conv3d(hidden, 3, kernel_size=3, padding=1)
+        zero_last_layer(self.to_frames)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "SwinDecoder3d":
-        return cls(cfg.embed_dim, len(cfg.depths), cfg.patch_size)
+        return cls(cfg.embed_dim, cfg.decoded_stage + 1, cfg.patch_size)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.to_frames(self.upsample(features)).tanh()
+        return self.to_frames(self.upsample(features))

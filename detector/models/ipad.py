@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
+from ipad_detect.models.background import StaticBackground
 from ipad_detect.models.decoder import SwinDecoder3d
 from ipad_detect.models.memory import Memory
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
@@ -28,22 +29,37 @@ class IPADModel(nn.Module):
         self.register_buffer("input_mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1), persistent=False)
         self.encoder = SwinEncoder3d.from_config(cfg)
-        dim = cfg.encoder_dim
-        self.phase_head = PhaseHead(dim, cfg.phase_bins, cfg.token_grid) if cfg.use_phase else None
+        self.phase_head = PhaseHead(cfg.encoder_dim, cfg.phase_bins, cfg.token_grid) if cfg.use_phase else None
+        if cfg.use_phase:  # mean prediction of normal clips per phase bin, for the cycle check (fit after training)
+            self.register_buffer("phase_profile", torch.full((cfg.phase_bins, cfg.phase_bins), 1.0 / cfg.phase_bins))
+        dim = cfg.embed_dim * 2**cfg.decoded_stage  # channels of the tokens the memory and decoder take
+        # An earlier stage's tokens get a LayerNorm of their own, as the last stage's have the encoder's.
+        self.decode_norm = nn.LayerNorm(dim) if cfg.decoded_stage < len(cfg.depths) - 1 else None
         self.memory = Memory(cfg.memory_slots, dim, cfg.shrink_threshold) if cfg.use_memory else None
         self.decoder = SwinDecoder3d.from_config(cfg)
+        self.background = StaticBackground(cfg.image_size, cfg.match_light)
+
+    def encode(self, clips: Tensor) -> tuple[Tensor, Tensor]:
+        """clips [B, 3, T, H, W] in [-1, 1] -> (the tokens to reconstruct from [B, T', H_s, W_s, C_s],
+        the last stage's features [B, T', H', W', C] for the phase head, None without one)."""
+        check_clips(clips, self.cfg)
+        x = ((clips + 1) / 2 - self.input_mean) / self.input_std
+        if self.decode_norm is None:
+            final = self.encoder(x)
+            return final, final
+        tokens, final = self.encoder.forward_with_stage(x, self.cfg.decoded_stage, final=self.phase_head is not None)
+        return self.decode_norm(tokens), final
 
     def forward(self, clips: Tensor) -> ModelOutput:
-        check_clips(clips, self.cfg)
-        features = self.encoder(((clips + 1) / 2 - self.input_mean) / self.input_std)  # [B, T', H', W', C]
-        phase_logits = self.phase_head(features) if self.phase_head is not None else None
+        features, final = self.encode(clips)
+        phase_logits = self.phase_head(final) if self.phase_head is not None else None
         attention = None
         if self.memory is not None:
             b, t, h, w, c = features.shape
             phase_probs = phase_logits.float().softmax(dim=-1) if phase_logits is not None else None
             tokens, attention = self.memory(features.reshape(b, t * h * w, c), phase_probs)
             features = tokens.reshape(b, t, h, w, c)
-        recon = self.decoder(features.permute(0, 4, 1, 2, 3))
+        recon = self.background(self.decoder(features.permute(0, 4, 1, 2, 3)), clips)
         return ModelOutput(recon, phase_logits, attention)
 
     def loss(self, out: ModelOutput, clips: Tensor, phase_target: Tensor | None = None) -> dict[str, Tensor]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
+from ipad_detect.models.background import StaticBackground
 from ipad_detect.models.conae import ConvDecoder3d, ConvEncoder3d
 from ipad_detect.models.memory import Memory
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
@@ -18,6 +19,7 @@ class MemAE(nn.Module):
         self.encoder = ConvEncoder3d(cfg.memae_channels)
         self.memory = Memory(cfg.memory_slots, cfg.memae_channels[-1], cfg.shrink_threshold)
         self.decoder = ConvDecoder3d(cfg.memae_channels)
+        self.background = StaticBackground(cfg.image_size, cfg.match_light)
 
     def forward(self, clips: Tensor) -> ModelOutput:
         check_clips(clips, self.cfg)
@@ -25,7 +27,7 @@ class MemAE(nn.Module):
         b, c, t, h, w = z.shape
         tokens, attention = self.memory(z.flatten(2).transpose(1, 2))  # [B, t*h*w, C]
         z = tokens.transpose(1, 2).reshape(b, c, t, h, w)
-        return ModelOutput(self.decoder(z), None, attention)
+        return ModelOutput(self.background(self.decoder(z), clips), None, attention)
 
     def loss(self, out: ModelOutput, clips: Tensor, phase_target: Tensor | None = None) -> dict[str, Tensor]:
         return model_losses(out, clips, None, self.cfg)

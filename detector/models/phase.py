@@ -61,3 +61,71 @@ def window_phase_error(
         reference = pred[t] + offsets * bins_per_frame
         errors[t] = circular_distance(pred[lo:hi], reference, phase_bins).mean()
     return errors
+
+
+# ----------------------------------------------------------------------------- the cycle check (ours)
+#
+# The paper's window check (above) compares each clip's predicted phase with a reference that
+# starts from that same prediction. On a static step of the cycle (a hold, an idle wait) one
+# clip cannot tell where in the step it is, the prediction wanders, and the check fires on normal
+# frames. The cycle check instead asks two questions with a whole cycle of context:
+#
+# 1. Which phase is each clip due at? The clips' predictions over one cycle around it, fitted by
+#    a steady advance of `bins_per_frame` (a trimmed circular mean, so a stretch of wrong steps
+#    does not drag the fit with it): `expected_phase`.
+# 2. Does the clip's predicted distribution look like that of normal clips at that phase?
+#    `phase_profile` holds, for every bin, the mean prediction of the normal training clips of
+#    that bin: spread over the whole step where the step is static, sharp where parts move. The
+#    error is 1 - the Bhattacharyya affinity of the two distributions, averaged over the `window`
+#    clips around the clip (the paper's sliding window).
+
+
+def _circular_bins(values: np.ndarray, phase_bins: int) -> np.ndarray:
+    return np.exp(2j * np.pi * np.asarray(values, dtype=np.float64) / phase_bins)
+
+
+def expected_phase(probs: np.ndarray, bins_per_frame: float, context: int, trim: float = 0.15) -> np.ndarray:
+    """Phase bin (fractional) each clip is due at, from the predictions probs [n, bins] of
+    consecutive clips: linear advance plus the circular mean offset of the predictions within
+    ±context // 2 clips, recomputed without the offsets farther than `trim` of a cycle from it."""
+    probs = np.asarray(probs, dtype=np.float64)
+    count, bins = probs.shape
+    predicted = np.angle(probs @ _circular_bins(np.arange(bins), bins)) * bins / (2 * np.pi)
+    confidence = probs.max(axis=1)
+    linear = np.arange(count) * bins_per_frame
+    offsets = _circular_bins(predicted - linear, bins)  # unit vectors
+    half = max(1, context // 2)
+    expected = np.zeros(count)
+    for t in range(count):
+        part, weight = offsets[max(0, t - half):t + half + 1], confidence[max(0, t - half):t + half + 1]
+        mean = np.angle(np.sum(weight * part))
+        keep = np.abs(np.angle(part * np.exp(-1j * mean))) <= 2 * np.pi * trim
+        if keep.any():
+            mean = np.angle(np.sum(weight[keep] * part[keep]))
+        expected[t] = linear[t] + mean * bins / (2 * np.pi)
+    return np.mod(expected, bins)
+
+
+def cycle_phase_error(probs: np.ndarray, profile: np.ndarray, bins_per_frame: float, window: int = 5,
+                      context: int | None = None) -> np.ndarray:
+    """Per clip (high = anomalous): 1 - affinity between its predicted phase distribution and the
+    normal profile at the phase it is due at, averaged over the `window` clips around it.
+
+    probs [n, bins] of consecutive stride-1 clips; profile [bins, bins]; context: clips of one
+    cycle (default bins / bins_per_frame)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or profile.shape != (probs.shape[1], probs.shape[1]):
+        raise ValueError(f"probs must be [clips, bins] and profile [bins, bins], got {probs.shape} and {profile.shape}")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number, got {window}")
+    if not np.isfinite(bins_per_frame) or bins_per_frame <= 0:
+        raise ValueError(f"bins_per_frame must be a finite number > 0, got {bins_per_frame}")
+    bins = probs.shape[1]
+    if context is None:
+        context = int(round(bins / bins_per_frame))
+    due = np.mod(np.round(expected_phase(probs, bins_per_frame, context)).astype(np.int64), bins)
+    affinity = np.sqrt(probs * np.asarray(profile, dtype=np.float64)[due]).sum(axis=1)
+    error = 1.0 - affinity
+    half = window // 2
+    padded = np.pad(error, half, mode="edge")
+    return np.convolve(padded, np.ones(window) / window, mode="valid")

@@ -249,3 +249,13 @@ class SwinEncoder3d(nn.Module):
 
     def forward(self, clips: Tensor) -> Tensor:
         return self.norm(self.features(self.patch_embed(clips)))
+
+    def forward_with_stage(self, clips: Tensor, stage: int, final: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(the output of stage `stage`'s blocks, un-normed, [B, T', H_s, W_s, C_s]; the final
+        features, or None with `final` off: the later stages are then not run)."""
+        x = self.patch_embed(clips)
+        for layer in self.features[:2 * stage + 1]:
+            x = layer(x)
+        if not final:
+            return x, None
+        return x, self.norm(self.features[2 * stage + 1:](x))

@@ -1,0 +1,266 @@
+"""Accuracy benchmark: every detector on a fixed set of generated scenes, under the IPAD protocol.
+
+The benchmark set is `bench/scenes/A01.yaml` … `A06.yaml`: six device families (lifter, conveyor,
+cutter, press, gripper, sorter), every anomaly kind of each family in its test videos (so every
+category), the normal nuisances on as in IPAD (light intensity and colour drift, flicker, light
+direction, camera shake, cycle-time jitter), 3 training and 4 test videos of 3 cycles at 64 px
+and 10 fps. `V01` and `V02` are validation scenes of the same kind (another lifter, a rotary
+table): hyper-parameters are chosen on those (`--validation`), never on the benchmark. The scenes
+are rendered once with `ipadgen render-set` into `<work>/data` and reused.
+
+Every learned model trains on every scene from scratch with the same budget, `--clips` training
+clips (epochs of `--clips / --epochs` clips drawn afresh from all stride-1 clips), seed `--seed`,
+and each run's wall time is printed. Rows:
+
+- every `--model` kind: full (the default detector), paper (the paper's model as published),
+  vswin, memae, conae, and the non-learned references frame-nn, clip-nn and phase-nn
+  (`ipad_detect.nearest`);
+- the paper's table-4 ablation: reconstruction only (V-Swin-T), + memory, + phase (the phase head
+  boosts the memory read-out, no phase score), + window (the paper's model), and then our cycle
+  check in place of the window (the default detector). Rows that are the same training share it.
+
+Printed: the frame AUC (IPAD protocol: clips of 16 at stride 1, centre-frame PSNR, the window's
+phase error where a model has one, min-max over each scene's test videos) of each row on each scene
+and their mean; a per-category table (each category's anomalous frames against the normal frames of
+the scenes that have that category, scene-normalised scores pooled); the last epoch's reconstruction
+MSE over that of each scene's mean training frame (below 1: a model has learned more than a still
+picture). No test label or test period label is read by any detector; labels are read here, to
+score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`; a rerun reuses finished
+runs.
+
+    python bench/accuracy.py                  # 6 scenes, about 80 min on 2 idle CPU cores + rendering
+    python bench/accuracy.py --quick          # 2 scenes (A01, A02) and a smaller budget, about 15 min
+    python bench/accuracy.py --validation     # the validation scenes V01, V02
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ipad_detect.checkpoint import load_checkpoint
+from ipad_detect.config import get_config
+from ipad_detect.data import load_scene
+from ipad_detect.evaluate import evaluate_scene, frame_auc
+from ipad_detect.scoring import score_scene
+from ipad_detect.train import TrainOptions, train
+
+SCENE_DIR = Path(__file__).resolve().parent / "scenes"
+BENCHMARK = ("A01", "A02", "A03", "A04", "A05", "A06")
+QUICK = ("A01", "A02")
+VALIDATION = ("V01", "V02")
+CATEGORIES = ("appearance", "position", "motion", "logic")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: a model kind with config overrides (rows can share a run and score it differently)."""
+
+    kind: str
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return "-".join([self.kind] + [f"{k}={v}" for k, v in self.overrides])
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    run: Run
+    phase_weight: float | None = None  # weight of the window's phase error; None = the config's
+
+
+PAPER = Run("paper")
+ROWS = (
+    Row("full (default)", Run("full")),
+    Row("paper", PAPER),
+    Row("vswin", Run("vswin")),
+    Row("memae", Run("memae")),
+    Row("conae", Run("conae")),
+    Row("frame-nn (no learning)", Run("frame-nn")),
+    Row("clip-nn (no learning)", Run("clip-nn")),
+    Row("phase-nn (no learning)", Run("phase-nn")),
+    # The paper's table 4, part by part; the last step swaps the window check for ours (= full).
+    Row("ablation: reconstruction only", Run("vswin")),
+    Row("ablation: + memory", Run("paper", (("use_phase", False),))),
+    Row("ablation: + phase (boosts the memory)", PAPER, phase_weight=0.0),
+    Row("ablation: + window (the paper's model)", PAPER),
+    Row("ablation: + cycle check instead (ours)", Run("full")),
+)
+
+
+@dataclass
+class Outcome:
+    """What one run gave on one scene."""
+
+    auc: dict[str, float | None] = field(default_factory=dict)  # row label -> scene AUC
+    fit: float | None = None  # last epoch's recon MSE / mean frame's
+    lit_fit: float | None = None  # ... / that of the mean frame in each frame's light
+    seconds: float = 0.0  # training wall time
+    normality: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # row -> video -> scores
+
+
+def render(work: Path, scenes: tuple[str, ...], workers: int) -> Path:
+    """Render the scenes that are not there yet (render-set resumes an interrupted render)."""
+    root = work / "data"
+    missing = [s for s in scenes if not (root / s / "scene.json").is_file()]
+    if missing:
+        command = [str(Path(sys.executable).with_name("ipadgen")), "render-set",
+                   *[str(SCENE_DIR / f"{s}.yaml") for s in missing], "--out", str(root), "--workers", str(workers)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        print(f"rendered {', '.join(missing)} in {time.perf_counter() - start:.0f} s")
+    return root
+
+
+def frame_categories(root: Path, scene: str, clip_len: int) -> dict[str, dict[str, np.ndarray]]:
+    """video -> category -> bool mask over the scored frames (trimmed like the labels): anomalous
+    frames inside an anomaly of that category (from the test videos' meta files)."""
+    head, tail = clip_len // 2, clip_len - 1 - clip_len // 2
+    result = {}
+    for video in load_scene(root, scene, splits=("testing",)).testing:
+        masks = {c: np.zeros(video.num_frames, bool) for c in CATEGORIES}
+        for anomaly in (video.meta or {}).get("anomalies", []):
+            span = slice(anomaly["first_frame"], anomaly["last_frame"] + 1)
+            masks[anomaly["category"]][span] = True
+        result[video.name] = {c: (m & (video.labels == 1))[head:video.num_frames - tail] for c, m in masks.items()}
+    return result
+
+
+def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
+    overrides = dict(run.overrides)
+    config = get_config("tiny", **overrides)
+    epochs = args.epochs
+    options = TrainOptions(kind=run.kind, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           max_clips=max(1, args.clips // epochs), progress=False)
+    start = time.perf_counter()
+    result = train(root, [scene], config, args.work / "runs" / f"{scene}-{run.name}-seed{args.seed}", options)
+    seconds = time.perf_counter() - start
+    checkpoint = load_checkpoint(result.checkpoint)
+    scores, _ = score_scene(checkpoint, root, scene, progress=False)
+    outcome = Outcome(seconds=seconds)
+    if result.epoch_recon and result.static_frame_mse:
+        outcome.fit = result.epoch_recon[-1] / result.static_frame_mse
+    if result.epoch_recon and result.lit_static_frame_mse:
+        outcome.lit_fit = result.epoch_recon[-1] / result.lit_static_frame_mse
+    for row in rows:
+        weight = config.phase_score_weight if row.phase_weight is None else row.phase_weight
+        evaluation = evaluate_scene(scores, phase_weight=weight, clip_len=config.clip_len)
+        outcome.auc[row.label] = evaluation.auc
+        outcome.normality[row.label] = {name: values.tolist() for name, values in evaluation.normality.items()}
+    return outcome
+
+
+def category_auc(label: str, scenes: list[str], outcomes: dict, masks: dict) -> dict[str, float | None]:
+    """Per category: AUC of its anomalous frames against the normal frames of the scenes that have it."""
+    table = {}
+    for category in CATEGORIES:
+        labels, scores = [], []
+        for scene in scenes:
+            normality = outcomes[scene][label]
+            if not any(m[category].any() for m in masks[scene].values()):
+                continue
+            for video, values in normality.items():
+                values = np.asarray(values)
+                anomalous = masks[scene][video][category]
+                normal = ~np.any([masks[scene][video][c] for c in CATEGORIES], axis=0)
+                normal &= ~anomalous
+                labels += [1] * int(anomalous.sum()) + [0] * int(normal.sum())
+                scores += values[anomalous].tolist() + values[normal].tolist()
+        table[category] = frame_auc(np.asarray(labels), np.asarray(scores)) if labels else None
+    return table
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def markdown(header: list[str], lines: list[list[str]]) -> str:
+    rows = [header, ["---"] * len(header), *lines]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("bench_out/accuracy"),
+                        help="folder for the renders, runs and results (default bench_out/accuracy)")
+    parser.add_argument("--quick", action="store_true", help="2 scenes and 1/3 of the training budget")
+    parser.add_argument("--validation", action="store_true", help="the validation scenes V01, V02 instead")
+    parser.add_argument("--scenes", default=None, help="comma list of scene names from bench/scenes (overrides)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="training clips per learned model and scene (default 3000; --quick 1000)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs the clips are spread over (default 5)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of every learned model (1e-3)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+X
+    parser.add_argument("--workers", type=int, default=2, help="render-set workers (default 2)")
+    args = parser.parse_args()
+    scenes = (tuple(args.scenes.split(",")) if args.scenes else VALIDATION if args.validation
+              else QUICK if args.quick else BENCHMARK)
+    unknown = [s for s in scenes if not (SCENE_DIR / f"{s}.yaml").is_file()]
+    if unknown:
+        raise SystemExit(f"unknown scene(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(sorted(p.stem for p in SCENE_DIR.glob('*.yaml')))}")
+    if args.clips is None:
+        args.clips = 1000 if args.quick else 3000
+    rows = [r for r in ROWS if args.kinds is None or r.run.kind in args.kinds.split(",")]
+    args.work.mkdir(parents=True, exist_ok=True)
+    root = render(args.work, scenes, args.workers)
+
+    runs: dict[Run, list[Row]] = {}
+    for row in rows:
+        runs.setdefault(row.run, []).append(row)
+    outcomes: dict[str, dict[str, dict]] = {s: {} for s in scenes}
+    fits: dict[str, dict[str, float | None]] = {}
+    times: dict[str, list[float]] = {}
+    masks = {}
+    for scene in scenes:
+        masks[scene] = frame_categories(root, scene, get_config("tiny").clip_len)
+        for run, run_rows in runs.items():
+            outcome = run_scene(root, scene, run, run_rows, args)
+            for row in run_rows:
+                outcomes[scene][row.label] = outcome.normality[row.label]
+                fits.setdefault(row.label, {})[scene] = outcome.fit
+                times.setdefault(row.label, []).append(outcome.seconds)
+                print(f"{scene} {row.label}: AUC {percent(outcome.auc[row.label])}, training {outcome.seconds:.0f} s"
+                      + (f", recon / mean frame {outcome.fit:.2f}" if outcome.fit is not None else ""), flush=True)
+            for row in run_rows:
+                outcomes[scene].setdefault("_auc", {})[row.label] = outcome.auc[row.label]
+
+    print(f"\nFrame AUC (%), IPAD protocol, tiny config, {args.clips} training clips per learned model, "
+          f"seed {args.seed}, lr {args.lr}")
+    lines, results = [], {}
+    for row in rows:
+        aucs = [outcomes[s]["_auc"][row.label] for s in scenes]
+        present = [a for a in aucs if a is not None]
+        mean = float(np.mean(present)) if present else None
+        categories = category_auc(row.label, list(scenes), outcomes, masks)
+        fit = [fits[row.label][s] for s in scenes]
+        results[row.label] = {"kind": row.run.kind, "overrides": dict(row.run.overrides),
+                              "phase_weight": row.phase_weight, "auc": dict(zip(scenes, aucs)), "mean": mean,
+                              "categories": categories, "recon_over_mean_frame": dict(zip(scenes, fit)),
+                              "train_seconds": float(np.mean(times[row.label]))}
+        lines.append([row.label, *map(percent, aucs), percent(mean), f"{np.std(present) * 100:.1f}" if present else "–",
+                      f"{np.mean(times[row.label]):.0f}",
+                      "–" if fit[0] is None else f"{max(f for f in fit if f is not None):.2f}"])
+    print(markdown(["detector", *scenes, "mean", "sd", "train s", "max recon / mean frame"], lines))
+    print("\nPer category: frame AUC (%) of the category's anomalous frames against the normal frames")
+    print(markdown(["detector", *CATEGORIES],
+                   [[row.label, *(percent(results[row.label]["categories"][c]) for c in CATEGORIES)] for row in rows]))
+    (args.work / "results.json").write_text(json.dumps(
+        {"scenes": list(scenes), "clips": args.clips, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+         "rows": results}, indent=1))
+    print(f"\nwrote {args.work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
