@@ -55,7 +55,8 @@ def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None
     parser.add_argument("--config", choices=CONFIG_NAMES, default="paper",
                         help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU) (default paper)")
     parser.add_argument("--epochs", type=int, default=50, help="total epochs (default 50, as the paper)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam learning rate (default: the config's, paper 1e-4, tiny 1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
     parser.add_argument("--max-clips", type=int, default=None,
@@ -196,7 +197,8 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
             raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     config = get_config(args.config)
     out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
-    options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    lr = config.learning_rate if args.lr is None else args.lr
+    options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=lr,
                            seed=args.seed, device=_device(args), stride=args.stride,
                            max_clips=args.max_clips, cycle_length=args.cycle_length,
                            init_weights=args.init_weights, bf16=args.bf16, progress=not args.quiet)

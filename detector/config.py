@@ -34,6 +34,9 @@ class ModelConfig(BaseModel):
     memory_slots: int
     phase_bins: int
     shrink_threshold: float
+    # Adam's learning rate when none is given: the paper's 1e-4 for its 200 epochs on a GPU; tiny
+    # trains for minutes on a CPU (a few hundred steps), where 1e-4 leaves it far above a still picture.
+    learning_rate: float = 1e-4
     # Loss weights (paper: recon + 0.0002 entropy + 0.02 phase CE).
     entropy_weight: float = 0.0002
     phase_weight: float = 0.02
@@ -150,6 +153,10 @@ CONFIGS: dict[str, ModelConfig] = {
         window_size=(4, 4, 4),
         stochastic_depth_prob=0.0,
         decode_stage=1,  # the 8 x 8 token grid, as the paper's last stage at 256 px
+        learning_rate=1e-3,
+        # The paper's 0.02 is 100 times the light-matched reconstruction MSE at 64 px; on validation
+        # scene V02 the cycle check scored 61.9% of frame AUC with it and 75.0% with 0.0002.
+        phase_weight=0.0002,
         memory_slots=200,
         phase_bins=50,
         shrink_threshold=0.01,  # 2 / M, inside MemAE's recommended [1/M, 3/M]

@@ -111,6 +111,21 @@ def fit_background(model: torch.nn.Module, videos: list[Video], cache: FrameCach
         model.background.fit(torch.from_numpy(mean_frame(videos, cache)).permute(2, 0, 1).float())
 
 
+@torch.no_grad()
+def fit_memory(model: torch.nn.Module, clips: Dataset, batches: int = 4, batch_size: int = 8, seed: int = 0) -> None:
+    """Start a model's memory slots at encoder features of training clips (`Memory.fit`)."""
+    if getattr(model, "memory", None) is None:
+        return
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(clips), generator=generator)[:batches * batch_size].tolist()
+    was_training = model.training
+    model.eval()
+    queries = torch.cat([model.memory_queries(torch.stack([clips[i][0] for i in chosen[j:j + batch_size]]))
+                         for j in range(0, len(chosen), batch_size)])
+    model.train(was_training)
+    model.memory.fit(queries, generator)
+
+
 def static_frame_mse(videos: list[Video], cache: FrameCache, match_light: bool = False) -> float:
     """Reconstruction MSE (pixels in [-1, 1]) of the best static picture, each scene's per-pixel
     mean training frame. The full model's training loss is mostly its phase term, so this is the
@@ -260,7 +275,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
 
     if model is None:
         model = build(options.kind, config)
-        fit_background(model, videos, all_clips.cache)  # a resumed run loads its trained one below
+        fit_background(model, videos, all_clips.cache)  # a resumed run loads its trained ones below
+        fit_memory(model, all_clips, seed=options.seed)
     if options.init_weights:
         from ipad_detect.models.swin_weights import load_swin3d_weights
 
@@ -284,7 +300,10 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     core = model
     if world.world_size > 1:
         ids = [world.device.index] if world.device.type == "cuda" else None
-        model = DistributedDataParallel(core, device_ids=ids, find_unused_parameters=False)
+        # A model that reconstructs from an earlier encoder stage and has no phase head leaves the
+        # later stages unused.
+        unused = getattr(core, "phase_head", True) is None and getattr(core, "decode_norm", None) is not None
+        model = DistributedDataParallel(core, device_ids=ids, find_unused_parameters=unused)
 
     autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
                 if options.bf16 else nullcontext())

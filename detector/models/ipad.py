@@ -50,6 +50,11 @@ class IPADModel(nn.Module):
         tokens, final = self.encoder.forward_with_stage(x, self.cfg.decoded_stage, final=self.phase_head is not None)
         return self.decode_norm(tokens), final
 
+    def memory_queries(self, clips: Tensor) -> Tensor:
+        """The features that address the memory, [B * tokens, C] (for `Memory.fit`)."""
+        features = self.encode(clips)[0]
+        return features.reshape(-1, features.shape[-1])
+
     def forward(self, clips: Tensor) -> ModelOutput:
         features, final = self.encode(clips)
         phase_logits = self.phase_head(final) if self.phase_head is not None else None

@@ -21,6 +21,11 @@ class MemAE(nn.Module):
         self.decoder = ConvDecoder3d(cfg.memae_channels)
         self.background = StaticBackground(cfg.image_size, cfg.match_light)
 
+    def memory_queries(self, clips: Tensor) -> Tensor:
+        """The features that address the memory, [B * positions, C] (for `Memory.fit`)."""
+        z = self.encoder(clips)
+        return z.flatten(2).transpose(1, 2).reshape(-1, z.shape[1])
+
     def forward(self, clips: Tensor) -> ModelOutput:
         check_clips(clips, self.cfg)
         z = self.encoder(clips)  # [B, C, t, h, w]

@@ -57,6 +57,18 @@ class Memory(nn.Module):
         self.slots = nn.Parameter(torch.randn(slots, dim) / dim**0.5)
         self.shrink_threshold = shrink_threshold
 
+    @torch.no_grad()
+    def fit(self, queries: Tensor, generator: torch.Generator | None = None) -> None:
+        """Start the slots at features drawn from `queries` [N, C] (the encoder's output on training
+        clips). Random slots are all about equally far from every feature: the read-out is then
+        nearly the same vector for every token, the decoder sees no difference between clips and
+        learns the still picture, and the tiny full model stayed there (measured on a validation
+        scene: 0.32 of the mean frame's error after 2,400 clips, as a still picture in each frame's
+        light, against 0.16 without the memory). Slots drawn from real features are read as the
+        nearest normal features from the first step, as in VQ-VAE codebooks started from data."""
+        pick = torch.randint(len(queries), (len(self.slots),), generator=generator, device=queries.device)
+        self.slots.copy_(queries[pick].to(self.slots))
+
     def forward(self, features: Tensor, phase_probs: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """features [B, N, C] -> (read-out [B, N, C], attention ŵ [B, N, M])."""
         weights = features @ self.slots.t()  # eq. 1
