@@ -94,8 +94,8 @@ ROWS = (
     Row("ablation: reconstruction only", Run("vswin")),
     Row("ablation: + memory", Run("full", (("use_phase", False),))),
     Row("ablation: + phase (boosts the memory)", DEFAULT, phase_weight=0.0),
-    Row("ablation: + window check (paper)", DEFAULT, phase_check="window"),
-    Row("ablation: + cycle check (ours) = full", DEFAULT),
+    Row("ablation: + window check (paper), weight 0.5", DEFAULT, phase_weight=0.5, phase_check="window"),
+    Row("ablation: + cycle check (ours), weight 0.5", DEFAULT, phase_weight=0.5),
 )
 
 

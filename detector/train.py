@@ -174,9 +174,13 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
     return videos, lengths
 
 
+SCORING_FIELDS = ("phase_check", "phase_score_weight", "window")  # config fields training never reads
+
+
 def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig) -> int:
     description = read_description(checkpoint)
-    if description["kind"] != kind or ModelConfig(**description["config"]) != config:
+    saved = ModelConfig(**description["config"]).model_copy(update={f: getattr(config, f) for f in SCORING_FIELDS})
+    if description["kind"] != kind or saved != config:
         raise ValueError(f"{checkpoint} holds a {description['kind']!r} model with config "
                          f"{description['config']['name']!r} that differs from this run's {kind!r}/{config.name!r}; "
                          f"use another --out or the same settings to resume")

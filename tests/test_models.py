@@ -9,7 +9,8 @@ from ipad_detect.config import ModelConfig, get_config
 from ipad_detect.models import MODEL_KINDS, build_model, count_flops, count_parameters
 from ipad_detect.models.decoder import SwinDecoder3d
 from ipad_detect.models.memory import Memory, boost_phase_slots, hard_shrink, phase_slot
-from ipad_detect.models.phase import PhaseHead, window_phase_error
+from ipad_detect.models.background import StaticBackground, matched_light
+from ipad_detect.models.phase import PhaseHead, cycle_phase_error, expected_phase, window_phase_error
 from ipad_detect.models.swin3d import SwinEncoder3d
 
 TINY = get_config("tiny")
@@ -279,3 +280,61 @@ def test_lora_on_q_and_v_changes_the_encoder_output():
             p.normal_(std=0.1)
         after = encoder(clips)
     assert (after - before).abs().max() > 1e-3
+
+
+# --- the cycle check and the output layer ---------------------------------------------------------
+
+
+def one_hot_sequence(bins_seq: np.ndarray, bins: int = 50, sharpness: float = 0.9) -> np.ndarray:
+    probs = np.full((len(bins_seq), bins), (1 - sharpness) / (bins - 1))
+    probs[np.arange(len(bins_seq)), np.asarray(bins_seq) % bins] = sharpness
+    return probs
+
+
+def test_expected_phase_follows_the_cycle_through_a_stretch_of_wrong_steps():
+    bins, per_frame = 50, 0.5  # a 100-frame cycle
+    true = np.arange(300) * per_frame
+    shown = true.copy()
+    shown[120:150] = shown[120]  # a stall: 30 frames show one step
+    expected = expected_phase(one_hot_sequence(np.round(shown).astype(int), bins), per_frame, context=100)
+    error = np.abs(np.mod(expected - np.mod(true, bins) + bins / 2, bins) - bins / 2)
+    assert error[120:150].max() < 3  # the due phase keeps advancing through the stall
+    assert error.mean() < 1.5
+
+
+def test_cycle_check_is_quiet_on_a_static_step_and_fires_on_a_stall():
+    bins, per_frame = 50, 0.5
+    frames = np.arange(300)
+    true_bins = np.round(frames * per_frame).astype(int) % bins
+    # Bins 10-19 are a hold: a clip there cannot tell where in the hold it is (prediction spread),
+    # and the normal profile of those bins is spread the same way.
+    profile = np.eye(bins) * 0.9 + 0.1 / bins
+    profile[10:20] = 0.0
+    profile[10:20, 10:20] = 0.1
+    profile /= profile.sum(axis=1, keepdims=True)
+
+    def predictions(bins_seq):
+        return np.stack([profile[b] for b in bins_seq])
+
+    normal = cycle_phase_error(predictions(true_bins), profile, per_frame)
+    stalled_bins = true_bins.copy()
+    stalled_bins[160:200] = stalled_bins[160]
+    stalled = cycle_phase_error(predictions(stalled_bins), profile, per_frame)
+    hold = (true_bins >= 10) & (true_bins < 20)
+    assert normal.max() < 0.2 and normal[hold].max() < 0.2
+    assert stalled[175:200].min() > 0.6  # well past the stall's first frames
+    with pytest.raises(ValueError, match="profile"):
+        cycle_phase_error(predictions(true_bins), profile[:10], per_frame)
+
+
+def test_matched_light_takes_the_input_frames_gain_and_offset_only():
+    torch.manual_seed(0)
+    scene = (torch.rand(1, 3, 1, 8, 8) * 0.5 - 0.25).expand(1, 3, 4, 8, 8)  # a still scene
+    lit = 1.3 * scene + 0.2  # the same picture in brighter, warmer light
+    assert float((matched_light(scene, lit) - lit).abs().max()) < 0.01
+    marked = lit.clone()
+    marked[..., 2:4, 2:4] = -0.9  # an anomaly: it stays an error after the light is matched
+    assert float((matched_light(scene, marked) - marked).pow(2).mean()) > 0.01
+    background = StaticBackground(8)
+    background.fit(scene[0, :, 0].clamp(-0.99, 0.99))
+    torch.testing.assert_close(background(torch.zeros_like(scene), lit), lit, atol=0.01, rtol=0)

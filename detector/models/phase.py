@@ -76,8 +76,8 @@ def window_phase_error(
 # 2. Does the clip's predicted distribution look like that of normal clips at that phase?
 #    `phase_profile` holds, for every bin, the mean prediction of the normal training clips of
 #    that bin: spread over the whole step where the step is static, sharp where parts move. The
-#    error is 1 - the Bhattacharyya affinity of the two distributions, averaged over the `window`
-#    clips around the clip (the paper's sliding window).
+#    error is 1 - the Bhattacharyya affinity of the two distributions (the best of the due bin and
+#    its neighbours), averaged over the `window` clips around the clip (the paper's sliding window).
 
 
 def _circular_bins(values: np.ndarray, phase_bins: int) -> np.ndarray:
@@ -123,8 +123,11 @@ def cycle_phase_error(probs: np.ndarray, profile: np.ndarray, bins_per_frame: fl
     bins = probs.shape[1]
     if context is None:
         context = int(round(bins / bins_per_frame))
-    due = np.mod(np.round(expected_phase(probs, bins_per_frame, context)).astype(np.int64), bins)
-    affinity = np.sqrt(probs * np.asarray(profile, dtype=np.float64)[due]).sum(axis=1)
+    due = np.round(expected_phase(probs, bins_per_frame, context)).astype(np.int64)
+    profile = np.asarray(profile, dtype=np.float64)
+    # The best of the due bin and its two neighbours: a sharp prediction one bin off (the fit's
+    # rounding, cycle-time jitter) is not an error.
+    affinity = np.max([np.sqrt(probs * profile[np.mod(due + k, bins)]).sum(axis=1) for k in (-1, 0, 1)], axis=0)
     error = 1.0 - affinity
     half = window // 2
     padded = np.pad(error, half, mode="edge")
