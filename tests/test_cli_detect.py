@@ -67,11 +67,14 @@ def test_reconstruction_summary_notes_only_a_model_not_below_the_mean_frame():
     assert "note: not below the mean frame" in reconstruction_summary(0.0018, 0.0011)
 
 
-def test_pretrain_phase_nn_on_two_scenes(data, tmp_path, capsys):
+def test_pretrain_clip_nn_on_two_scenes_and_phase_nn_only_on_one(data, tmp_path, capsys):
     run = tmp_path / "nn"
-    assert main(["pretrain", "--data", str(data), "--scene", "S01,S02", "--model", "phase-nn", "--config", "tiny",
+    assert main(["pretrain", "--data", str(data), "--scene", "S01,S02", "--model", "clip-nn", "--config", "tiny",
                  "--out", str(run), "--quiet"]) == 0
     assert "on S01, S02" in capsys.readouterr().out
+    assert main(["pretrain", "--data", str(data), "--scene", "S01,S02", "--model", "phase-nn", "--config", "tiny",
+                 "--out", str(tmp_path / "phase"), "--quiet"]) == 2
+    assert "phase-nn banks one scene's cycle" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(data), "--scene", "S02", "--checkpoint", str(run), "--norm", "video",
                  "--out", str(tmp_path / "e.json"), "--quiet"]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["norm"] == "video"
