@@ -179,7 +179,7 @@ def reconstruction_summary(recon: float, static: float, lit_static: float | None
     text = f"reconstruction MSE of the last epoch {recon:.5f}; each scene's mean frame would give {static:.5f}"
     if lit_static is not None:
         text += f", or {lit_static:.5f} in each frame's light (as the model's reconstructions take it)"
-    if recon >= static:
+    if recon >= (static if lit_static is None else lit_static):
         text += ("\nnote: not below the mean frame: the model has learned no more than a still picture of the "
                  "scene, so normal motion already looks like an error to it; train longer (--epochs)")
     return text
