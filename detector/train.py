@@ -347,7 +347,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
-        if epoch + 1 == options.epochs and world.is_main:  # the profile the cycle check reads, saved below
+        if epoch + 1 == options.epochs:  # the profile the cycle check reads, saved below (same on every rank)
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
         if out is not None and world.is_main:
             path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
