@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ipad_detect.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -52,6 +53,7 @@ from ipad_detect.train import TrainOptions, fit_background, train
 METHODS = ("lora", "full")
 LORA_TARGETS = ["q", "v"]
 ADAPTER_INFO = "ipad_finetune.json"
+PHASE_PROFILE = "phase_profile.safetensors"  # the cycle check's profile of the adapted model
 
 
 @dataclass
@@ -172,6 +174,9 @@ def save_adapter(peft_model: nn.Module, directory: Path | str, info: dict) -> Pa
     directory = Path(directory)
     peft_model.save_pretrained(str(directory))
     (directory / ADAPTER_INFO).write_text(json.dumps(info, indent=2))
+    base = peft_model.get_base_model()
+    if hasattr(base, "phase_profile"):  # a buffer, fit after the fine-tune: peft does not save it
+        save_file({"phase_profile": base.phase_profile.contiguous()}, str(directory / PHASE_PROFILE))
     return directory
 
 
@@ -187,6 +192,8 @@ def load_adapted(adapter_dir: Path | str, pretrained: Path | str | None = None,
     info = json.loads((adapter_dir / ADAPTER_INFO).read_text()) if (adapter_dir / ADAPTER_INFO).is_file() else {}
     base = load_checkpoint(pretrained or info["pretrained"], device)
     model = PeftModel.from_pretrained(base.model, str(adapter_dir)).to(device).eval()
+    if (adapter_dir / PHASE_PROFILE).is_file():
+        model.get_base_model().phase_profile.copy_(load_file(str(adapter_dir / PHASE_PROFILE))["phase_profile"])
     return Checkpoint(path=adapter_dir, kind=base.kind, config=base.config, epoch=info.get("epochs", 0),
                       model=model, info={**base.info, **info.get("checkpoint_info", {})})
 

@@ -27,6 +27,8 @@ def clips(batch: int = 2, seed: int = 0) -> torch.Tensor:
 def test_lora_changes_the_output_and_only_the_intended_parameters_learn():
     torch.manual_seed(0)
     base = build_model("full", MICRO).eval()
+    with torch.no_grad():  # as after training: the decoder's last layer starts at zero (the still background)
+        base.decoder.to_frames.weight.normal_(std=0.1)
     x = clips()
     model = add_lora(copy.deepcopy(base), rank=4)
     lora = {n for n, _ in model.named_parameters() if "lora_" in n}
@@ -136,7 +138,7 @@ def test_finetune_lora_round_trips_through_peft_and_merges(real_root, pretrained
     base_scores = score_videos(load_checkpoint(pretrained).model, "full", MICRO, videos[:1], length, progress=False)
     for adapted, merged_video in zip(adapted_scores, merged_scores):
         np.testing.assert_allclose(merged_video.psnr, adapted.psnr, rtol=0, atol=1e-3)
-        np.testing.assert_array_equal(merged_video.phase_error, adapted.phase_error)
+        np.testing.assert_allclose(merged_video.phase_error, adapted.phase_error, rtol=0, atol=1e-5)
     assert np.abs(adapted_scores[0].psnr - base_scores[0].psnr).max() > 1e-3  # the fine-tune changed the model
 
 
