@@ -43,11 +43,14 @@ class StaticBackground(nn.Module):
 
 def matched_light(frames: Tensor, target: Tensor, eps: float = 1e-4) -> Tensor:
     """`frames` with the per-frame, per-channel gain and offset that fit them best to `target`
-    (both [B, 3, T, H, W]), clamped to [-1, 1]."""
+    (both [B, 3, T, H, W]), clamped to [-1, 1]. The gain is pulled towards 1 by `eps` (a frame's
+    variance is 100 times that or more): a flat frame keeps gain 1, so gradients still reach what
+    drew it (a decoder whose last layer starts at zero over a flat background would get none)."""
     f_mean = frames.mean(dim=(3, 4), keepdim=True)
     t_mean = target.mean(dim=(3, 4), keepdim=True)
     centred = frames - f_mean
-    gain = (centred * (target - t_mean)).mean(dim=(3, 4), keepdim=True) / (centred.pow(2).mean(dim=(3, 4), keepdim=True) + eps)
+    variance = centred.pow(2).mean(dim=(3, 4), keepdim=True)
+    gain = ((centred * (target - t_mean)).mean(dim=(3, 4), keepdim=True) + eps) / (variance + eps)
     return (gain.clamp(0.0, 4.0) * centred + t_mean).clamp(-1.0, 1.0)
 
 
