@@ -28,8 +28,8 @@ picture). No test label or test period label is read by any detector; labels are
 score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`; a rerun reuses finished
 runs.
 
-    python bench/accuracy.py                  # 6 scenes, about 80 min on 2 idle CPU cores + rendering
-    python bench/accuracy.py --quick          # 2 scenes (A01, A02) and a smaller budget, about 15 min
+    python bench/accuracy.py                  # 6 scenes, about 10-12 min each on 2 idle CPU cores + rendering
+    python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
     python bench/accuracy.py --validation     # the validation scenes V01, V02
 """
 
