@@ -20,6 +20,7 @@ from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
 from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
+from ipad_detect.models import unwrapped
 from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 
 
@@ -58,8 +59,8 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
     bins_per_frame = config.phase_bins / cycle_length
     if config.phase_check == "window":
         return values, window_phase_error(probs.argmax(axis=1), bins_per_frame, config.phase_bins, config.window)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
-    return values, cycle_phase_error(probs, base.phase_profile.cpu().numpy(), bins_per_frame, config.window)
+    profile = unwrapped(model).phase_profile.cpu().numpy()
+    return values, cycle_phase_error(probs, profile, bins_per_frame, config.window)
 
 
 def score_videos(model: torch.nn.Module, kind: str, config: ModelConfig, videos: list[Video],

@@ -28,7 +28,7 @@ from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, 
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
-from ipad_detect.models import kind_config
+from ipad_detect.models import kind_config, unwrapped
 from ipad_detect.models.background import matched_light
 from ipad_detect.period_estimation import label_videos
 
@@ -225,7 +225,7 @@ def fit_phase_profile(model: torch.nn.Module, clips: ClipDataset, device: torch.
     """The phase head's mean predicted distribution for every true phase bin, over the normal
     training clips (every `stride`-th): the profile the cycle check compares test clips with
     (`models/phase.py`). A bin without clips takes the profile of the nearest bin that has some."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+    base = unwrapped(model)
     if getattr(base, "phase_head", None) is None:
         return
     bins = base.cfg.phase_bins

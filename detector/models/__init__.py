@@ -28,6 +28,11 @@ def kind_config(kind: str, cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The detector model itself, also when peft has wrapped it for LoRA."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def build_model(kind: str, cfg: ModelConfig) -> nn.Module:
     """A freshly initialised model of `kind` sized by `cfg` (see `kind_config`)."""
     if kind in ("full", "vswin", "paper"):
@@ -39,4 +44,4 @@ def build_model(kind: str, cfg: ModelConfig) -> nn.Module:
     raise ValueError(f"unknown model kind {kind!r}; allowed: {', '.join(MODEL_KINDS)}")
 
 
-__all__ = ["MODEL_KINDS", "ModelOutput", "build_model", "kind_config", "count_flops", "count_parameters"]
+__all__ = ["MODEL_KINDS", "ModelOutput", "build_model", "kind_config", "unwrapped", "count_flops", "count_parameters"]
