@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -99,6 +100,19 @@ def build(kind: str, config: ModelConfig) -> nn.Module:
     return build_model(kind, config)
 
 
+def resize_buffers_like(model: nn.Module, weights_file: Path) -> None:
+    """Give a model's empty buffers (banks that are filled from data: the nearest-neighbour banks,
+    the normal bank) the shapes stored in a weights file, so that a strict load fits."""
+    buffers = dict(model.named_buffers())
+    with safe_open(str(weights_file), framework="pt") as f:
+        for name in f.keys():
+            if name in buffers and buffers[name].numel() == 0:
+                owner, _, attribute = name.rpartition(".")
+                module = model.get_submodule(owner) if owner else model
+                shape = f.get_slice(name).get_shape()
+                setattr(module, attribute, torch.zeros(shape, dtype=buffers[name].dtype, device=buffers[name].device))
+
+
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
     """Model, kind, config and epoch from a checkpoint folder or a run folder (newest epoch)."""
     found = find_checkpoint(path)
@@ -108,8 +122,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     description = read_description(found)
     config = ModelConfig(**description["config"])
     model = build(description["kind"], config)
-    if hasattr(model, "resize_bank_like"):
-        model.resize_bank_like(found / WEIGHTS)
+    resize_buffers_like(model, found / WEIGHTS)
     load_model(model, str(found / WEIGHTS), strict=True, device=str(device))
     model.to(device).eval()
     return Checkpoint(path=found, kind=description["kind"], config=config, epoch=description["epoch"],

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from ipad_detect.config import ModelConfig
@@ -44,12 +43,6 @@ class NearestNeighbour(nn.Module):
         self.config = config
         self.size = min(size, config.image_size)
         self.register_buffer("bank", torch.zeros(0, len(self.offsets) * 3 * self.size * self.size))
-
-    def resize_bank_like(self, weights_file) -> None:
-        """Give the (empty) buffers the shapes stored in a checkpoint before loading it."""
-        with safe_open(str(weights_file), framework="pt") as f:
-            for name in f.keys():
-                setattr(self, name, torch.zeros(f.get_slice(name).get_shape(), dtype=getattr(self, name).dtype))
 
     def samples(self, frames: np.ndarray, centres: np.ndarray) -> torch.Tensor:
         """uint8 [N, H, W, 3] -> float [len(centres), D] in [-1, 1]: the frames at `offsets` around

@@ -1,7 +1,8 @@
 """Running a trained model over test videos: raw clip scores for the evaluation harness.
 
 Every clip of 16 frames at stride 1 is passed through the model; its score is the PSNR of the
-reconstructed centre frame (evaluate.psnr). Models with a phase head also give the predicted
+reconstructed centre frame (evaluate.psnr), or, for a model with a normal bank, the weighed dB sum
+of that and of the clip's distance to the bank (models/normal_bank.py). Models with a phase head also give the predicted
 phase distribution of every clip, from which the phase error is computed with the expected
 advance of phase_bins / cycle_length bins per frame: by the cycle check (ours) or the paper's
 sliding-window E_p, as the config's `phase_check` says (models/phase.py).
@@ -27,17 +28,26 @@ from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 @torch.no_grad()
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
                       device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """PSNR of every stride-1 clip's centre frame and the predicted phase distributions [clips, bins]
-    (None without a phase head)."""
+    """Normality of every stride-1 clip and the predicted phase distributions [clips, bins] (None
+    without a phase head). The normality is the PSNR of the reconstructed centre frame, weighed in
+    dB with the normal bank's distance where the model has a bank (`ModelConfig.bank_weight`)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1))
     model.eval()
+    bank = getattr(unwrapped(model), "normal_bank", None)
+    weight = unwrapped(model).cfg.bank_weight if bank is not None else 0.0
+    due = bank.due_phase(frames) if weight > 0 else None  # the phase each frame is due at, from its frames
     scores, bins = [], []
     for first in range(0, len(starts), batch_size):
         batch = torch.stack([to_clip_tensor(frames[s:s + clip_len]) for s in starts[first:first + batch_size]])
         batch = batch.to(device)
         out = model(batch)
-        scores.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
+        score = psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy())
+        if weight > 0:
+            distance = bank.distance(out.tokens, None if due is None else due[centre + np.array(
+                starts[first:first + batch_size])]).double().cpu().numpy()
+            score = (1 - weight) * score + weight * 10.0 * np.log10(1.0 / np.maximum(distance, 1e-10))
+        scores.append(score)
         if out.phase_logits is not None:
             bins.append(out.phase_logits.float().softmax(dim=1).cpu().numpy())
     return np.concatenate(scores), (np.concatenate(bins) if bins else None)

@@ -24,13 +24,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ipad_detect.checkpoint import build, find_checkpoint, load_training_state, read_description, save_checkpoint
+from ipad_detect.checkpoint import (build, find_checkpoint, load_training_state, read_description, resize_buffers_like,
+                                   save_checkpoint)
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
 from ipad_detect.models import kind_config, unwrapped
 from ipad_detect.models.background import matched_light
-from ipad_detect.period_estimation import label_videos
+from ipad_detect.models.normal_bank import BANK_CLIPS
+from ipad_detect.period_estimation import align_phase, frame_features, label_videos, reference_cycle
 
 
 
@@ -250,6 +252,31 @@ def fit_phase_profile(model: torch.nn.Module, clips: ClipDataset, device: torch.
     base.phase_profile.copy_((sums[nearest] / counts[nearest, None]).to(base.phase_profile))
 
 
+@torch.no_grad()
+def fit_normal_bank(model: torch.nn.Module, clips: ClipDataset, device: torch.device, batch_size: int,
+                    cycle_length: float | None = None, limit: int = BANK_CLIPS) -> None:
+    """The normal bank of a model that has one: its tokens of up to `limit` training clips, evenly
+    spaced over all of them (`models/normal_bank.py`), and, given the cycle length of their one
+    scene, the phase of each clip's centre frame by alignment to the scene's reference cycle (the
+    estimator test videos get, so both share one phase origin)."""
+    base = unwrapped(model)
+    if getattr(base, "normal_bank", None) is None:
+        return
+    was_training = base.training
+    base.eval()
+    chosen = np.unique(np.linspace(0, len(clips) - 1, min(limit, len(clips))).round().astype(int))
+    tokens = [base.encode(batch.to(device))[0].float().cpu()
+              for batch, _ in DataLoader(Subset(clips, chosen.tolist()), batch_size=batch_size)]
+    phase = reference = None
+    if cycle_length is not None:
+        features = {v.name: frame_features(clips.cache.get(v)) for v in clips.videos}
+        reference = reference_cycle(list(features.values()), cycle_length)
+        phases = {name: align_phase(f, reference, cycle_length)[1] for name, f in features.items()}
+        phase = torch.tensor([phases[clips.index[i][0].name][clips.index[i][1] + clips.centre] for i in chosen])
+    base.normal_bank.fit(torch.cat(tokens).to(device), phase, reference, cycle_length)
+    base.train(was_training)
+
+
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
@@ -296,6 +323,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         start_epoch = _check_resumable(last, options.kind, config)
         from safetensors.torch import load_model
 
+        resize_buffers_like(model, last / "model.safetensors")
         load_model(model, str(last / "model.safetensors"), device=str(world.device))
         load_training_state(last, optimizer)
         if world.is_main and options.progress:
@@ -347,8 +375,10 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
-        if epoch + 1 == options.epochs:  # the profile the cycle check reads, saved below (same on every rank)
+        if epoch + 1 == options.epochs:  # what scoring reads besides the weights, saved below (same on every rank)
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
+            fit_normal_bank(core, all_clips, world.device, options.batch_size,
+                            next(iter(lengths.values())) if len(lengths) == 1 else None)
         if out is not None and world.is_main:
             path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
         if world.world_size > 1:

@@ -14,17 +14,19 @@ from ipad_detect.models.profile import count_flops, count_parameters
 
 from ipad_detect.kinds import LEARNED_KINDS as MODEL_KINDS
 
-# "full" is the default detector: the paper's model with our cycle check of the phase; "paper" is
-# the paper's model as published (the window check, eqs. 7-8); "vswin" is either with memory and
-# phase off (the paper's V-Swin-T baseline).
+# "full" is the default detector: the paper's model scored by its normal bank (and, where the config
+# weighs it, our cycle check of the phase); "paper" is the paper's model as published (last-stage
+# reconstruction, the window check, eqs. 7-8); "vswin" is either with memory, phase and bank off
+# (the paper's V-Swin-T baseline).
 
 
 def kind_config(kind: str, cfg: ModelConfig) -> ModelConfig:
     """The config a model of `kind` really runs with (saved in its checkpoint, read when scoring)."""
     if kind == "vswin":
-        return cfg.model_copy(update={"use_memory": False, "use_phase": False})
+        return cfg.model_copy(update={"use_memory": False, "use_phase": False, "bank_weight": 0.0})
     if kind == "paper":
-        return cfg.model_copy(update={"phase_check": "window", "decode_stage": None})
+        return cfg.model_copy(update={"phase_check": "window", "decode_stage": None, "encoder_input": "kinetics",
+                                      "bank_weight": 0.0})
     return cfg
 
 

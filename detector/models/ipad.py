@@ -10,6 +10,7 @@ from ipad_detect.config import ModelConfig
 from ipad_detect.models.background import StaticBackground
 from ipad_detect.models.decoder import SwinDecoder3d
 from ipad_detect.models.memory import Memory
+from ipad_detect.models.normal_bank import NormalBank
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
 from ipad_detect.models.phase import PhaseHead
 from ipad_detect.models.swin3d import SwinEncoder3d
@@ -17,6 +18,14 @@ from ipad_detect.models.swin3d import SwinEncoder3d
 # The normalisation torchvision's Kinetics-400 Swin weights were trained with (inputs in [0, 1]).
 KINETICS_MEAN = (0.485, 0.456, 0.406)
 KINETICS_STD = (0.229, 0.224, 0.225)
+
+
+def encoder_input(clips: Tensor, mean: Tensor, std: Tensor, mode: str) -> Tensor:
+    """Clips in [-1, 1] -> what the encoder sees (`ModelConfig.encoder_input`)."""
+    if mode == "frame":
+        centred = clips - clips.mean(dim=(3, 4), keepdim=True)
+        return centred / (centred.pow(2).mean(dim=(3, 4), keepdim=True) + 1e-4).sqrt()
+    return ((clips + 1) / 2 - mean) / std
 
 
 class IPADModel(nn.Module):
@@ -38,12 +47,13 @@ class IPADModel(nn.Module):
         self.memory = Memory(cfg.memory_slots, dim, cfg.shrink_threshold) if cfg.use_memory else None
         self.decoder = SwinDecoder3d.from_config(cfg)
         self.background = StaticBackground(cfg.image_size, cfg.match_light)
+        self.normal_bank = NormalBank() if cfg.bank_weight > 0 else None
 
     def encode(self, clips: Tensor) -> tuple[Tensor, Tensor]:
         """clips [B, 3, T, H, W] in [-1, 1] -> (the tokens to reconstruct from [B, T', H_s, W_s, C_s],
         the last stage's features [B, T', H', W', C] for the phase head, None without one)."""
         check_clips(clips, self.cfg)
-        x = ((clips + 1) / 2 - self.input_mean) / self.input_std
+        x = encoder_input(clips, self.input_mean, self.input_std, self.cfg.encoder_input)
         if self.decode_norm is None:
             final = self.encoder(x)
             return final, final
@@ -57,15 +67,16 @@ class IPADModel(nn.Module):
 
     def forward(self, clips: Tensor) -> ModelOutput:
         features, final = self.encode(clips)
+        banked = features if self.normal_bank is not None else None
         phase_logits = self.phase_head(final) if self.phase_head is not None else None
         attention = None
         if self.memory is not None:
             b, t, h, w, c = features.shape
             phase_probs = phase_logits.float().softmax(dim=-1) if phase_logits is not None else None
-            tokens, attention = self.memory(features.reshape(b, t * h * w, c), phase_probs)
-            features = tokens.reshape(b, t, h, w, c)
+            read, attention = self.memory(features.reshape(b, t * h * w, c), phase_probs)
+            features = read.reshape(b, t, h, w, c)
         recon = self.background(self.decoder(features.permute(0, 4, 1, 2, 3)), clips)
-        return ModelOutput(recon, phase_logits, attention)
+        return ModelOutput(recon, phase_logits, attention, banked)
 
     def loss(self, out: ModelOutput, clips: Tensor, phase_target: Tensor | None = None) -> dict[str, Tensor]:
         return model_losses(out, clips, phase_target, self.cfg)
