@@ -4,8 +4,8 @@ The benchmark set is `bench/scenes/A01.yaml` … `A06.yaml`: six device families
 cutter, press, gripper, sorter), every anomaly kind of each family in its test videos (so every
 category), the normal nuisances on as in IPAD (light intensity and colour drift, flicker, light
 direction, camera shake, cycle-time jitter), 3 training and 4 test videos of 3 cycles at 64 px
-and 10 fps. `V01` and `V02` are validation scenes of the same kind (another lifter, a rotary
-table): hyper-parameters are chosen on those (`--validation`), never on the benchmark. The scenes
+and 10 fps. `V01` … `V04` are validation scenes of the same kind (another lifter, a rotary
+table, a filler, a palletizer): hyper-parameters are chosen on those (`--validation`), never on the benchmark. The scenes
 are rendered once with `ipadgen render-set` into `<work>/data` and reused.
 
 Every learned model trains on every scene from scratch with the same budget, `--clips` training
@@ -17,7 +17,9 @@ and each run's wall time is printed. Rows:
   non-learned references frame-nn, clip-nn and phase-nn (`ipad_detect.nearest`);
 - the paper's table-4 ablation on the default detector: reconstruction only (V-Swin-T), + memory,
   + phase (the phase head boosts the memory read-out, no phase score), + the paper's window
-  check, and our cycle check in its place (the default). Rows of one training share it.
+  check, our cycle check in its place; then our normal bank (models/normal_bank.py) compared with
+  every normal clip, and only with those at the phase a clip is due at (the default). Rows of one
+  training share it and differ in scoring only.
 
 Printed: the frame AUC (IPAD protocol: clips of 16 at stride 1, centre-frame PSNR, the window's
 phase error where a model has one, min-max over each scene's test videos) of each row on each scene
@@ -30,7 +32,7 @@ runs.
 
     python bench/accuracy.py                  # 6 scenes, about 10-12 min each on 2 idle CPU cores + rendering
     python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
-    python bench/accuracy.py --validation     # the validation scenes V01, V02
+    python bench/accuracy.py --validation     # the validation scenes V01-V04
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from ipad_detect.train import TrainOptions, train
 SCENE_DIR = Path(__file__).resolve().parent / "scenes"
 BENCHMARK = ("A01", "A02", "A03", "A04", "A05", "A06")
 QUICK = ("A01", "A02")
-VALIDATION = ("V01", "V02")
+VALIDATION = ("V01", "V02", "V03", "V04")
 CATEGORIES = ("appearance", "position", "motion", "logic")
 
 
@@ -76,10 +78,11 @@ class Row:
     label: str
     run: Run
     phase_weight: float | None = None  # weight of the phase error in the score; None = the config's
-    phase_check: str | None = None  # score with this phase check instead of the config's
+    scoring: tuple[tuple[str, object], ...] = ()  # config fields changed for scoring only
 
 
 DEFAULT = Run("full")
+NO_BANK = (("bank_weight", 0.0),)
 ROWS = (
     Row("full (default)", DEFAULT),
     Row("paper", Run("paper"), phase_weight=0.5),  # the paper's weight; tiny's own is 0
@@ -89,13 +92,17 @@ ROWS = (
     Row("frame-nn (no learning)", Run("frame-nn")),
     Row("clip-nn (no learning)", Run("clip-nn")),
     Row("phase-nn (no learning)", Run("phase-nn")),
-    # Table 4 of the paper, part by part, on the default detector; the last step swaps the paper's
-    # window check for our cycle check, which is the default. Rows of one training share it.
+    # Table 4 of the paper, part by part, on the default detector's training (rows of one training
+    # share it); then our parts: the normal bank over all normal clips, then at the due phase only
+    # (the default).
     Row("ablation: reconstruction only", Run("vswin")),
-    Row("ablation: + memory", Run("full", (("use_phase", False),))),
-    Row("ablation: + phase (boosts the memory)", DEFAULT, phase_weight=0.0),
-    Row("ablation: + window check (paper), weight 0.5", DEFAULT, phase_weight=0.5, phase_check="window"),
-    Row("ablation: + cycle check (ours), weight 0.5", DEFAULT, phase_weight=0.5),
+    Row("ablation: + memory", Run("full", (("use_phase", False),)), scoring=NO_BANK),
+    Row("ablation: + phase (boosts the memory)", DEFAULT, phase_weight=0.0, scoring=NO_BANK),
+    Row("ablation: + window check (paper), weight 0.5", DEFAULT, phase_weight=0.5,
+        scoring=NO_BANK + (("phase_check", "window"),)),
+    Row("ablation: + cycle check (ours), weight 0.5", DEFAULT, phase_weight=0.5, scoring=NO_BANK),
+    Row("ablation: + normal bank, every phase (ours)", DEFAULT, scoring=(("bank_at_phase", False),)),
+    Row("ablation: + normal bank at the due phase (ours, default)", DEFAULT),
 )
 
 
@@ -147,10 +154,11 @@ def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.
     result = train(root, [scene], config, args.work / "runs" / f"{scene}-{run.name}-seed{args.seed}", options)
     seconds = time.perf_counter() - start
     checkpoint = load_checkpoint(result.checkpoint)
-    scores = {None: score_scene(checkpoint, root, scene, progress=False)[0]}
-    for check in {row.phase_check for row in rows} - {None}:
-        checkpoint.config = checkpoint.config.model_copy(update={"phase_check": check})
-        scores[check] = score_scene(checkpoint, root, scene, progress=False)[0]
+    trained_config = checkpoint.config
+    scores = {}
+    for scoring in {row.scoring for row in rows}:
+        checkpoint.config = trained_config.model_copy(update=dict(scoring))
+        scores[scoring] = score_scene(checkpoint, root, scene, progress=False)[0]
     outcome = Outcome(seconds=seconds)
     if result.epoch_recon and result.static_frame_mse:
         outcome.fit = result.epoch_recon[-1] / result.static_frame_mse
@@ -158,7 +166,7 @@ def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.
         outcome.lit_fit = result.epoch_recon[-1] / result.lit_static_frame_mse
     for row in rows:
         weight = config.phase_score_weight if row.phase_weight is None else row.phase_weight
-        evaluation = evaluate_scene(scores[row.phase_check], phase_weight=weight, clip_len=config.clip_len)
+        evaluation = evaluate_scene(scores[row.scoring], phase_weight=weight, clip_len=config.clip_len)
         outcome.auc[row.label] = evaluation.auc
         outcome.normality[row.label] = {name: values.tolist() for name, values in evaluation.normality.items()}
     return outcome
@@ -198,7 +206,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench_out/accuracy"),
                         help="folder for the renders, runs and results (default bench_out/accuracy)")
     parser.add_argument("--quick", action="store_true", help="2 scenes and 1/3 of the training budget")
-    parser.add_argument("--validation", action="store_true", help="the validation scenes V01, V02 instead")
+    parser.add_argument("--validation", action="store_true", help="the validation scenes V01-V04 instead")
     parser.add_argument("--scenes", default=None, help="comma list of scene names from bench/scenes (overrides)")
     parser.add_argument("--clips", type=int, default=None,
                         help="training clips per learned model and scene (default 2400; --quick 1200)")
@@ -224,7 +232,8 @@ def main() -> None:
     runs: dict[Run, list[Row]] = {}
     for row in rows:
         runs.setdefault(row.run, []).append(row)
-    outcomes: dict[str, dict[str, dict]] = {s: {} for s in scenes}
+    outcomes: dict[str, dict[str, dict]] = {s: {} for s in scenes}  # scene -> row -> video -> normality
+    scene_aucs: dict[str, dict[str, float | None]] = {s: {} for s in scenes}  # scene -> row -> AUC
     fits: dict[str, dict[str, float | None]] = {}
     lit_fits: dict[str, dict[str, float | None]] = {}
     times: dict[str, list[float]] = {}
@@ -235,20 +244,19 @@ def main() -> None:
             outcome = run_scene(root, scene, run, run_rows, args)
             for row in run_rows:
                 outcomes[scene][row.label] = outcome.normality[row.label]
+                scene_aucs[scene][row.label] = outcome.auc[row.label]
                 fits.setdefault(row.label, {})[scene] = outcome.fit
                 lit_fits.setdefault(row.label, {})[scene] = outcome.lit_fit
                 times.setdefault(row.label, []).append(outcome.seconds)
                 print(f"{scene} {row.label}: AUC {percent(outcome.auc[row.label])}, training {outcome.seconds:.0f} s"
                       + (f", recon / mean frame {outcome.fit:.2f}" if outcome.fit is not None else "")
                       + (f" (/ lit mean frame {outcome.lit_fit:.2f})" if outcome.lit_fit is not None else ""), flush=True)
-            for row in run_rows:
-                outcomes[scene].setdefault("_auc", {})[row.label] = outcome.auc[row.label]
 
     print(f"\nFrame AUC (%), IPAD protocol, tiny config, {args.clips} training clips per learned model, "
           f"seed {args.seed}, lr {args.lr}")
     lines, results = [], {}
     for row in rows:
-        aucs = [outcomes[s]["_auc"][row.label] for s in scenes]
+        aucs = [scene_aucs[s][row.label] for s in scenes]
         present = [a for a in aucs if a is not None]
         mean = float(np.mean(present)) if present else None
         categories = category_auc(row.label, list(scenes), outcomes, masks)

@@ -42,7 +42,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ipad_detect.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ipad_detect.checkpoint import Checkpoint, load_checkpoint, resize_buffers_like, save_checkpoint
 from ipad_detect.data import DataError, FrameCache, list_scenes, load_scene
 from ipad_detect.evaluate import EvaluationResult
 from ipad_detect.kinds import REFERENCE_KINDS
@@ -53,7 +53,9 @@ from ipad_detect.train import TrainOptions, fit_background, train
 METHODS = ("lora", "full")
 LORA_TARGETS = ["q", "v"]
 ADAPTER_INFO = "ipad_finetune.json"
-PHASE_PROFILE = "phase_profile.safetensors"  # the cycle check's profile of the adapted model
+# Buffers fit to the scene after the fine-tune, which peft does not save: the cycle check's phase
+# profile and the normal bank.
+FITTED_BUFFERS = "fitted_buffers.safetensors"
 
 
 @dataclass
@@ -174,9 +176,10 @@ def save_adapter(peft_model: nn.Module, directory: Path | str, info: dict) -> Pa
     directory = Path(directory)
     peft_model.save_pretrained(str(directory))
     (directory / ADAPTER_INFO).write_text(json.dumps(info, indent=2))
-    base = peft_model.get_base_model()
-    if hasattr(base, "phase_profile"):  # a buffer, fit after the fine-tune: peft does not save it
-        save_file({"phase_profile": base.phase_profile.contiguous()}, str(directory / PHASE_PROFILE))
+    fitted = {name: buffer.contiguous() for name, buffer in peft_model.get_base_model().named_buffers()
+              if name == "phase_profile" or name.startswith("normal_bank.")}
+    if fitted:
+        save_file(fitted, str(directory / FITTED_BUFFERS))
     return directory
 
 
@@ -192,8 +195,12 @@ def load_adapted(adapter_dir: Path | str, pretrained: Path | str | None = None,
     info = json.loads((adapter_dir / ADAPTER_INFO).read_text()) if (adapter_dir / ADAPTER_INFO).is_file() else {}
     base = load_checkpoint(pretrained or info["pretrained"], device)
     model = PeftModel.from_pretrained(base.model, str(adapter_dir)).to(device).eval()
-    if (adapter_dir / PHASE_PROFILE).is_file():
-        model.get_base_model().phase_profile.copy_(load_file(str(adapter_dir / PHASE_PROFILE))["phase_profile"])
+    if (adapter_dir / FITTED_BUFFERS).is_file():
+        fitted = model.get_base_model()
+        resize_buffers_like(fitted, adapter_dir / FITTED_BUFFERS)
+        for name, value in load_file(str(adapter_dir / FITTED_BUFFERS), device=str(device)).items():
+            owner, _, attribute = name.rpartition(".")
+            getattr(fitted.get_submodule(owner) if owner else fitted, attribute).copy_(value)
     return Checkpoint(path=adapter_dir, kind=base.kind, config=base.config, epoch=info.get("epochs", 0),
                       model=model, info={**base.info, **info.get("checkpoint_info", {})})
 

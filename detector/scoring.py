@@ -27,16 +27,19 @@ from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 
 @torch.no_grad()
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
-                      device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+                      device: str | torch.device = "cpu", bank_weight: float = 0.0,
+                      bank_at_phase: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Normality of every stride-1 clip and the predicted phase distributions [clips, bins] (None
     without a phase head). The normality is the PSNR of the reconstructed centre frame, weighed in
-    dB with the normal bank's distance where the model has a bank (`ModelConfig.bank_weight`)."""
+    dB with the normal bank's distance by `bank_weight` (`ModelConfig.bank_weight`)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1))
     model.eval()
     bank = getattr(unwrapped(model), "normal_bank", None)
-    weight = unwrapped(model).cfg.bank_weight if bank is not None else 0.0
-    due = bank.due_phase(frames) if weight > 0 else None  # the phase each frame is due at, from its frames
+    weight = bank_weight
+    if weight > 0 and bank is None:
+        raise ValueError(f"a bank weight of {weight} for a model without a normal bank; train it with a bank_weight above 0")
+    due = bank.due_phase(frames) if weight > 0 and bank_at_phase else None  # from its frames, never its labels
     scores, bins = [], []
     for first in range(0, len(starts), batch_size):
         batch = torch.stack([to_clip_tensor(frames[s:s + clip_len]) for s in starts[first:first + batch_size]])
@@ -63,7 +66,8 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
         raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
     if kind in REFERENCE_KINDS:
         return model.score_video(frames, config.clip_len), None
-    values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device)
+    values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device, config.bank_weight,
+                                      config.bank_at_phase)
     if probs is None or cycle_length is None:
         return values, None
     bins_per_frame = config.phase_bins / cycle_length

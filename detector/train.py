@@ -176,7 +176,7 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
     return videos, lengths
 
 
-SCORING_FIELDS = ("phase_check", "phase_score_weight", "window")  # config fields training never reads
+SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase")  # config fields training never reads
 
 
 def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig) -> int:
