@@ -1,0 +1,81 @@
+"""The normal bank: nearest normal clip as a whole, worst position, only clips at the due phase."""
+
+import numpy as np
+import pytest
+import torch
+
+from ipad_detect.config import get_config
+from ipad_detect.models import build_model
+from ipad_detect.models.normal_bank import PHASE_TOLERANCE, NormalBank
+
+
+def tokens(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 2, 4, 4, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_banked_clip_is_at_distance_zero_and_a_changed_position_counts_in_full():
+    bank = NormalBank()
+    normal = tokens(6)
+    bank.fit(normal)
+    assert torch.allclose(bank.distance(normal), torch.zeros(6), atol=1e-2)  # float16 storage
+    changed = normal[2:3].clone()
+    changed[0, :, 1, 3] += 2.0  # one of the 16 positions, every time step and feature
+    distance = bank.distance(changed)
+    # The nearest clip is still clip 2; its residual at that position is 4 per feature, and the
+    # worst position is reported rather than the mean over positions (which would be 4 / 16).
+    assert distance.item() == pytest.approx(4.0, rel=1e-2)
+
+
+def test_the_nearest_clip_is_chosen_as_a_whole_not_position_by_position():
+    left, right = torch.zeros(1, 2, 4, 4, 3), torch.zeros(1, 2, 4, 4, 3)
+    left[..., :2, :] = 1.0  # two normal states: the left half lit, or the right half
+    right[..., 2:, :] = 1.0
+    bank = NormalBank()
+    bank.fit(torch.cat([left, right]))
+    both = left + right  # each half matches some normal clip, the whole matches none
+    assert bank.distance(both).item() == pytest.approx(1.0, rel=1e-2)
+
+
+def test_only_bank_clips_near_the_due_phase_are_compared():
+    bank = NormalBank()
+    normal = tokens(4)
+    phase = torch.tensor([0.0, 0.25, 0.5, 0.75], dtype=torch.float64)
+    bank.fit(normal, phase, reference=np.zeros((10, 4)), cycle_length=10.0)
+    query = normal[1:2]  # what normal cycles show at phase 0.25
+    assert bank.distance(query, due=np.array([0.25])).item() == pytest.approx(0.0, abs=1e-2)
+    shown_late = bank.distance(query, due=np.array([0.5 + PHASE_TOLERANCE / 2])).item()
+    assert shown_late > 0.5  # shown at the time of another step: compared with that step
+    assert bank.distance(query).item() == pytest.approx(0.0, abs=1e-2)  # no due phase: every clip
+
+
+def test_an_empty_bank_and_mismatched_tokens_are_refused():
+    bank = NormalBank()
+    with pytest.raises(ValueError, match="empty"):
+        bank.distance(tokens(1))
+    bank.fit(tokens(2))
+    with pytest.raises(ValueError, match="shape"):
+        bank.distance(torch.zeros(1, 2, 4, 4, 5))
+
+
+def test_the_default_model_gives_the_tokens_its_bank_keeps():
+    cfg = get_config("tiny", clip_len=8, image_size=32, memory_slots=40, phase_bins=12)
+    model = build_model("full", cfg).eval()
+    clips = torch.rand(2, 3, 8, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model(clips).tokens, model.encode(clips)[0])  # before the memory
+    assert build_model("vswin", cfg).normal_bank is None and build_model("paper", cfg).normal_bank is None
+
+
+def test_the_default_encoder_does_not_follow_the_light():
+    cfg = get_config("tiny", clip_len=8, image_size=32, memory_slots=40, phase_bins=12)
+    assert cfg.encoder_input == "frame"
+    model = build_model("full", cfg).eval()
+    clips = torch.rand(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1)) * 1.2 - 0.6
+    gain = torch.tensor([0.6, 0.8, 0.7]).view(1, 3, 1, 1, 1)
+    dimmer = clips * gain - 0.1  # darker, tinted light
+    with torch.no_grad():
+        same = model.encode(clips)[0]
+        lit = model.encode(dimmer)[0]
+        kinetics = build_model("full", cfg.model_copy(update={"encoder_input": "kinetics"})).eval()
+        moved = (kinetics.encode(clips)[0] - kinetics.encode(dimmer)[0]).abs().mean()
+    assert (same - lit).abs().mean() < 0.01 * moved
