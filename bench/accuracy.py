@@ -33,6 +33,7 @@ runs.
     python bench/accuracy.py                  # 6 scenes, about 10-12 min each on 2 idle CPU cores + rendering
     python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
     python bench/accuracy.py --validation     # the validation scenes V01-V04
+    python bench/accuracy.py --core           # the default detector's rows and the references only
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.config import get_config
 from ipad_detect.data import load_scene
 from ipad_detect.evaluate import evaluate_scene, frame_auc
+from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.scoring import score_scene
 from ipad_detect.train import TrainOptions, train
 
@@ -215,6 +217,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default=None, help="only the rows of these model kinds, comma list (all)")
+    parser.add_argument("--core", action="store_true",
+                        help="only the default detector's rows (one training per scene) and the non-learned references")
     parser.add_argument("--workers", type=int, default=2, help="render-set workers (default 2)")
     args = parser.parse_args()
     scenes = (tuple(args.scenes.split(",")) if args.scenes else VALIDATION if args.validation
@@ -226,6 +230,8 @@ def main() -> None:
     if args.clips is None:
         args.clips = 1200 if args.quick else 2400
     rows = [r for r in ROWS if args.kinds is None or r.run.kind in args.kinds.split(",")]
+    if args.core:
+        rows = [r for r in rows if r.run == DEFAULT or r.run.kind in REFERENCE_KINDS]
     args.work.mkdir(parents=True, exist_ok=True)
     root = render(args.work, scenes, args.workers)
 

@@ -81,8 +81,17 @@ def list_scenes(root: Path | str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and any((p / s).is_dir() for s in SPLITS))
 
 
+def check_scene_name(scene: str) -> None:
+    """Refuse a scene name that is not one plain folder name: output paths are built from it
+    (`<out>/<scene>/`, `runs/<scene>-...`), and `../x` would send them outside their folder."""
+    if not scene or scene in (".", "..") or "/" in scene or "\\" in scene or Path(scene).name != scene:
+        raise DataError(f"scene name {scene!r} is not allowed: give the name of one folder under the data root "
+                        f"(no '/', '\\' or '..')")
+
+
 def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -> Scene:
     """Read the layout of one scene (file lists and labels; frames are decoded later)."""
+    check_scene_name(scene)
     root = Path(root)
     scene_dir = root / scene
     if not scene_dir.is_dir():

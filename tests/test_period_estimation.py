@@ -117,3 +117,15 @@ def test_cli_reports_errors_against_labels(ipad_root, tmp_path, capsys):
 
     assert main(["estimate-period", "--data", str(ipad_root), "--scene", "R01", "--out", str(ipad_root / "est")]) == 2
     assert "never written into the dataset" in capsys.readouterr().err
+
+
+def test_a_scene_name_that_leaves_its_folder_is_refused_before_anything_is_written(ipad_root, tmp_path, capsys):
+    # `--scene ../<data>/S01` once wrote the estimate over the dataset's own period labels.
+    labels = sorted((ipad_root / "S01" / "training" / "period").iterdir())
+    before = [p.read_bytes() for p in labels]
+    out = tmp_path / "est"
+    escape = f"../{ipad_root.name}/S01"
+    for verb in (["estimate-period", "--out", str(out)], ["train", "--epochs", "1", "--out", str(tmp_path / "run")]):
+        assert main([verb[0], "--data", str(ipad_root), "--scene", escape, *verb[1:]]) == 2
+        assert "is not allowed: give the name of one folder under the data root" in capsys.readouterr().err
+    assert [p.read_bytes() for p in labels] == before and not out.exists() and not (tmp_path / "run").exists()
