@@ -356,13 +356,17 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         total, recon_total, count = 0.0, 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",
                    disable=not (options.progress and world.is_main))
-        for clips, targets in bar:
+        for step, (clips, targets) in enumerate(bar):
             clips = clips.to(world.device, non_blocking=True)
             phase_target = targets.to(world.device) if bool((targets >= 0).all()) else None
             with autocast:
                 output = model(clips)
             parts = core.loss(output, clips, phase_target)
             loss = parts["total"]
+            if not torch.isfinite(loss):  # stop before a step spoils the weights; no checkpoint of them
+                kept = f"the last good checkpoint is {path}" if path is not None else "no checkpoint was written"
+                raise ValueError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
+                                 f"{loss.item()} at learning rate {options.lr}; {kept}. Lower --lr and train again")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -375,6 +379,10 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if world.world_size > 1:  # BatchNorm running stats drift per rank; keep rank 0's, as saved
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
+        if not all(bool(torch.isfinite(p).all()) for p in core.parameters()):  # the epoch's last step diverged
+            kept = f"the last good checkpoint is {path}" if path is not None else "no checkpoint was written"
+            raise ValueError(f"training diverged in epoch {epoch + 1}: its weights are no longer finite at learning "
+                             f"rate {options.lr}; {kept}. Lower --lr and train again")
         if epoch + 1 == options.epochs:  # what scoring reads besides the weights, saved below (same on every rank)
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
             fit_normal_bank(core, all_clips, world.device, options.batch_size,

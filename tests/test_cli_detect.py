@@ -118,3 +118,12 @@ def test_score_of_a_video_shorter_than_a_clip_exits_2(data, tmp_path, capsys):
                  "--out", str(tmp_path / "nn"), "--quiet"]) == 0
     assert main(["score", str(short), "--checkpoint", str(tmp_path / "nn"), "--out", str(tmp_path)]) == 2
     assert "a video of 10 frames is shorter than one clip of 16 frames" in capsys.readouterr().err
+
+
+def test_training_that_diverges_stops_with_a_clear_error_and_writes_no_checkpoint(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--scene", "S01", "--config", "tiny", "--max-clips", "4",
+                 "--batch-size", "2", "--out", str(run), "--quiet", "--epochs", "2", "--lr", "1e9"]) == 2
+    error = capsys.readouterr().err
+    assert "training diverged" in error and "Lower --lr" in error and "no checkpoint was written" in error
+    assert not any(p.name.startswith("epoch-") for p in run.iterdir()) if run.exists() else True
