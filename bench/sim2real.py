@@ -14,7 +14,7 @@ in their whole look (renderer, materials, noise, blur, distortion, compression).
 Rows (frame AUC on the real scene's test videos, fine-tuning wall time, trainable parameters):
 real only (trained from scratch, as many epochs as a fine-tune), synthetic only (pretrained, no
 adaptation), pretrain + full fine-tune, pretrain + few-shot full fine-tune, pretrain + few-shot
-LoRA. Real only and the full fine-tune run `--repeats` times with other seeds (other clip subsets
+LoRA, and the non-learned reference clip-nn on the real scene's training videos. Real only and the full fine-tune run `--repeats` times with other seeds (other clip subsets
 and orders). The few-shot rows run once per few-shot choice: the training videos in name order cut
 into groups of `--shots` · n videos (0.2 of 5: each video alone, seed = run number), so every video
 is used once and no run repeats another's draw (random draws gave two of three runs the same
@@ -333,6 +333,18 @@ def main() -> None:
             print(f"  seed {seed}: AUC {100 * result.evaluation.auc:.1f}, videos {', '.join(result.videos)}, "
                   f"{result.wall_time_s:.0f} s, {epochs} epochs, {row.fit_text(-1)}")
         rows.append(row)
+
+    print("== clip-nn (no learning): each frame's 9-frame clip against every clip of the real training videos")
+    start = time.perf_counter()
+    reference = train(root, [REAL], config, runs / "clip-nn", TrainOptions(kind="clip-nn", epochs=1, **train_options))
+    seconds = time.perf_counter() - start
+    evaluation = evaluate_checkpoint(load_checkpoint(reference.checkpoint), root, REAL, progress=False)
+    reference_row = Row("clip-nn (no learning)", 0, total)
+    reference_row.add(evaluation.auc, seconds, None,
+                      write_row(runs / "clip-nn.json", evaluation, f"{len(rows) + 1} clip-nn (no learning)", seconds,
+                                0, total, [], 1.0))
+    rows.append(reference_row)
+    print(f"  AUC {100 * evaluation.auc:.1f}, {seconds:.0f} s to fill its bank")
 
     print()
     print(f"== table 3 analogue: {args.device} ({args.anomalies}), tiny config, "
