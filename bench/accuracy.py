@@ -27,8 +27,8 @@ and their mean; a per-category table (each category's anomalous frames against t
 the scenes that have that category, scene-normalised scores pooled); the last epoch's reconstruction
 MSE over that of each scene's mean training frame (below 1: a model has learned more than a still
 picture). No test label or test period label is read by any detector; labels are read here, to
-score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`; a rerun reuses finished
-runs.
+score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`, each run's scores on each
+scene to `<work>/outcomes`; a rerun reuses finished runs and their scores.
 
     python bench/accuracy.py                  # 6 scenes, about 10-12 min each on 2 idle CPU cores + rendering
     python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
@@ -43,7 +43,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +147,22 @@ def frame_categories(root: Path, scene: str, clip_len: int) -> dict[str, dict[st
 
 
 def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
+    """Train (or resume) one run on one scene and score its rows; the outcome is kept in
+    `<work>/outcomes/` so a rerun, or a table over other scenes, reuses it instead of scoring again."""
+    kept = args.work / "outcomes" / f"{scene}-{run.name}-seed{args.seed}-clips{args.clips}-epochs{args.epochs}.json"
+    if kept.is_file():
+        outcome = Outcome(**json.loads(kept.read_text()))
+        if all(row.label in outcome.auc for row in rows):
+            return outcome
+    outcome = score_run(root, scene, run, rows, args)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    temporary = kept.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(outcome)))
+    temporary.replace(kept)
+    return outcome
+
+
+def score_run(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
     overrides = dict(run.overrides)
     config = get_config("tiny", **overrides)
     epochs = args.epochs
