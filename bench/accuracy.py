@@ -30,10 +30,10 @@ picture). No test label or test period label is read by any detector; labels are
 score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`, each run's scores on each
 scene to `<work>/outcomes`; a rerun reuses finished runs and their scores.
 
-    python bench/accuracy.py                  # 6 scenes, about 10-12 min each on 2 idle CPU cores + rendering
+    python bench/accuracy.py                  # 6 scenes, every row: about 20 min each on 2 idle CPU cores (not yet run whole)
     python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
     python bench/accuracy.py --validation     # the validation scenes V01-V04
-    python bench/accuracy.py --core           # the default detector's rows and the references only
+    python bench/accuracy.py --core           # the default detector's rows and the references: about 6 min a scene
 """
 
 from __future__ import annotations
