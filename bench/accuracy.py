@@ -210,6 +210,13 @@ def category_auc(label: str, scenes: list[str], outcomes: dict, masks: dict) -> 
     return table
 
 
+def worst(fits: list[float | None]) -> str:
+    """The largest recon / mean frame figure of the scenes that have one (a run resumed with no
+    epoch left has none)."""
+    present = [f for f in fits if f is not None]
+    return f"{max(present):.2f}" if present else "–"
+
+
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -291,8 +298,7 @@ def main() -> None:
                               "train_seconds": float(np.mean(times[row.label]))}
         lines.append([row.label, *map(percent, aucs), percent(mean), f"{np.std(present) * 100:.1f}" if present else "–",
                       f"{np.mean(times[row.label]):.0f}",
-                      "–" if fit[0] is None else f"{max(f for f in fit if f is not None):.2f}",
-                      "–" if lit[0] is None else f"{max(f for f in lit if f is not None):.2f}"])
+                      worst(fit), worst(lit)])
     print(markdown(["detector", *scenes, "mean", "sd", "train s", "max recon / mean frame",
                     "max recon / lit mean frame"], lines))
     print("\nPer category: frame AUC (%) of the category's anomalous frames against the normal frames")
