@@ -79,3 +79,15 @@ def test_the_default_encoder_does_not_follow_the_light():
         kinetics = build_model("full", cfg.model_copy(update={"encoder_input": "kinetics"})).eval()
         moved = (kinetics.encode(clips)[0] - kinetics.encode(dimmer)[0]).abs().mean()
     assert (same - lit).abs().mean() < 0.01 * moved
+
+
+@pytest.mark.parametrize("kind", ["memae", "conae", "vswin", "paper"])
+def test_the_baselines_are_scored_by_reconstruction_without_a_bank(kind):
+    from ipad_detect.models import kind_config
+    from ipad_detect.scoring import score_video
+
+    cfg = kind_config(kind, get_config("tiny", clip_len=8, image_size=32, memory_slots=40, phase_bins=12))
+    assert cfg.bank_weight == 0.0
+    frames = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+    values, _ = score_video(build_model(kind, cfg), kind, cfg, frames, cycle_length=6.0)
+    assert values.shape == (12 - 8 + 1,) and np.isfinite(values).all()

@@ -27,6 +27,8 @@ def kind_config(kind: str, cfg: ModelConfig) -> ModelConfig:
     if kind == "paper":
         return cfg.model_copy(update={"phase_check": "window", "decode_stage": None, "encoder_input": "kinetics",
                                       "bank_weight": 0.0})
+    if kind in ("memae", "conae"):  # baselines as published: scored by reconstruction, no bank
+        return cfg.model_copy(update={"bank_weight": 0.0})
     return cfg
 
 
