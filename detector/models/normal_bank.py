@@ -19,8 +19,9 @@ Measured on a validation scene (V01, lifter, 2,400 training clips): 98.1% frame 
 for the same model's reconstruction error. Nearest clips chosen per position instead (PatchCore's
 way) lose the logic anomalies (84.9%): normal patches can be pieced together into a wrong whole.
 
-Period information can narrow the search (`ModelConfig.bank_at_phase`, off by default): each bank clip keeps the phase of its centre frame, and a
-test clip is compared only with bank clips within PHASE_TOLERANCE of the phase it is due at. Both
+Period information can narrow the search (`ModelConfig.bank_at_phase`, off by default): each bank
+clip keeps the phase of its centre frame, and a test clip is compared only with bank clips within
+PHASE_TOLERANCE of the phase it is due at. Both
 phases come from aligning the video's frames to the scene's reference cycle
 (`period_estimation.align_phase`, as `phase-nn` does), which advances steadily: a step done at the
 wrong time is compared with what normal cycles show at that time (a memory read-out at the
