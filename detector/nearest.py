@@ -25,7 +25,7 @@ from torch import nn
 
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, to_clip_tensor
-from ipad_detect.period_estimation import align_phase, frame_features, reference_cycle
+from ipad_detect.period_estimation import align_phase, frame_features, near_phase, reference_cycle
 
 BANK_SIZE = 32  # side of the downsampled frames in the bank
 CLIP_OFFSETS = tuple(range(-8, 9, 2))  # clip-nn: 9 frames, every second one, centred on the frame
@@ -118,13 +118,8 @@ class PhaseNN(NearestNeighbour):
 
     def allowed(self, frames: np.ndarray, centres: np.ndarray) -> torch.Tensor:
         due = torch.from_numpy(self._phase(frames)[centres])
-        distance = torch.remainder(due[:, None] - self.bank_phase.cpu()[None, :], 1.0)
-        distance = torch.minimum(distance, 1.0 - distance)
         tolerance = PHASE_TOLERANCE_FRAMES / float(self.cycle_length)
-        allowed = distance <= tolerance
-        # A due phase with no bank frame that close falls back to its nearest banked phases.
-        allowed |= (distance <= distance.min(dim=1, keepdim=True).values + 1e-12)
-        return allowed.to(self.bank.device)
+        return near_phase(due, self.bank_phase.cpu(), tolerance).to(self.bank.device)
 
 
 NON_LEARNED = {"frame-nn": FrameNN, "clip-nn": ClipNN, "phase-nn": PhaseNN}

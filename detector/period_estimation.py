@@ -175,6 +175,14 @@ def align_phase(x: np.ndarray, reference: np.ndarray, cycle_length: float) -> tu
     return cycle.astype(np.int32), phase.astype(np.float64)
 
 
+def near_phase(due: torch.Tensor, banked: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """[n, K] bool: which banked phases lie within `tolerance` (in cycles, circularly) of each due
+    phase; a due phase with none that close gets its nearest banked phases."""
+    gap = torch.remainder(due[:, None] - banked[None, :], 1.0)
+    gap = torch.minimum(gap, 1.0 - gap)
+    return (gap <= tolerance) | (gap <= gap.min(dim=1, keepdim=True).values + 1e-12)
+
+
 def estimate_phase(features: list[np.ndarray], cycle_length: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """(cycle int32, phase float64 in [0, 1)) per video, phase 0 at the start of the reference cycle."""
     reference = reference_cycle(features, cycle_length)

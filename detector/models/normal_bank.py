@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ipad_detect.period_estimation import align_phase, frame_features
+from ipad_detect.period_estimation import align_phase, frame_features, near_phase
 
 BANK_CLIPS = 1024  # at most this many normal clips, evenly spaced over the training clips
 PHASE_TOLERANCE = 0.04  # of a cycle: bank clips this close to the due phase (about the cycle-time jitter)
@@ -97,9 +97,7 @@ class NormalBank(nn.Module):
         flat = queries.flatten(1)
         allowed = None
         if due is not None and len(self.phase):
-            gap = torch.remainder(torch.as_tensor(due, device=self.phase.device)[:, None] - self.phase[None, :], 1.0)
-            gap = torch.minimum(gap, 1.0 - gap)
-            allowed = (gap <= PHASE_TOLERANCE) | (gap <= gap.min(dim=1, keepdim=True).values + 1e-12)
+            allowed = near_phase(torch.as_tensor(due, device=self.phase.device), self.phase, PHASE_TOLERANCE)
         best = torch.full((len(flat),), float("inf"), device=flat.device)
         index = torch.zeros(len(flat), dtype=torch.long, device=flat.device)
         for start in range(0, len(self.features), chunk):  # bounded memory for big banks
