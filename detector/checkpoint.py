@@ -6,7 +6,8 @@
 
 A folder is written under a temporary name and renamed into place, so a checkpoint folder either
 exists complete or not at all; `find_checkpoint(run)` picks the newest. Older epochs beyond
-`keep` are removed after the new one lands.
+`keep` are removed after the new one lands, and so are the temporary folders of killed runs. A
+resume skips a damaged newest folder (`unreadable`: a disk that filled up, a file cut short).
 """
 
 from __future__ import annotations
@@ -40,8 +41,23 @@ class Checkpoint:
     info: dict = field(default_factory=dict)
 
 
-def _epoch_dirs(run_dir: Path) -> list[Path]:
+def epoch_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob("epoch-[0-9]*") if (p / CONFIG).is_file())
+
+
+def unreadable(checkpoint_dir: Path) -> str | None:
+    """Why a checkpoint folder cannot be loaded whole (its description, every weight, the training
+    state), or None when it can."""
+    try:
+        read_description(checkpoint_dir)
+        with safe_open(str(checkpoint_dir / WEIGHTS), framework="pt") as f:
+            for name in f.keys():
+                f.get_tensor(name)
+        if (checkpoint_dir / TRAINING_STATE).is_file():
+            torch.load(checkpoint_dir / TRAINING_STATE, map_location="cpu", weights_only=True)
+    except Exception as error:  # any damage: truncated, garbled, missing
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def find_checkpoint(path: Path | str) -> Path | None:
@@ -50,7 +66,7 @@ def find_checkpoint(path: Path | str) -> Path | None:
     if (path / CONFIG).is_file():
         return path
     if path.is_dir():
-        found = _epoch_dirs(path)
+        found = epoch_dirs(path)
         return found[-1] if found else None
     return None
 
@@ -63,6 +79,7 @@ def save_checkpoint(run_dir: Path | str, model: nn.Module, kind: str, config: Mo
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"epoch-{epoch:04d}"
     temporary = run_dir / f".tmp-{final.name}-{os.getpid()}"
+    _remove_stale_temporaries(run_dir)
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
     save_model(model, str(temporary / WEIGHTS))
@@ -75,9 +92,27 @@ def save_checkpoint(run_dir: Path | str, model: nn.Module, kind: str, config: Mo
     if final.exists():  # re-saving an epoch (e.g. after a crash right after the rename)
         shutil.rmtree(final)
     os.replace(temporary, final)
-    for old in _epoch_dirs(run_dir)[:-keep]:
+    for old in epoch_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary checkpoint folders left by processes that no longer run (killed mid-save)."""
+    for stale in run_dir.glob(".tmp-epoch-*-*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def read_description(path: Path) -> dict:

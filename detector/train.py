@@ -24,8 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ipad_detect.checkpoint import (build, find_checkpoint, load_training_state, read_description, resize_buffers_like,
-                                   save_checkpoint)
+from ipad_detect.checkpoint import (build, epoch_dirs, load_training_state, read_description, resize_buffers_like,
+                                   save_checkpoint, unreadable)
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
@@ -179,14 +179,37 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
 SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase")  # config fields training never reads
 
 
-def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig) -> int:
+RESUME_FIELDS = ("scenes", "videos", "seed", "lr", "batch_size", "stride", "max_clips")  # a resume must keep these
+
+
+def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig, info: dict) -> int:
+    """Epochs done in `checkpoint`, if this run may go on from it: the same model, config, data and
+    training options (`RESUME_FIELDS`; `--epochs` may grow). Anything else is refused, naming it,
+    because the optimizer state and the epochs done belong to the settings the run began with."""
     description = read_description(checkpoint)
     saved = ModelConfig(**description["config"]).model_copy(update={f: getattr(config, f) for f in SCORING_FIELDS})
     if description["kind"] != kind or saved != config:
         raise ValueError(f"{checkpoint} holds a {description['kind']!r} model with config "
                          f"{description['config']['name']!r} that differs from this run's {kind!r}/{config.name!r}; "
                          f"use another --out or the same settings to resume")
+    before = description.get("info", {})
+    changed = [f"{name} {before[name]!r} -> {info.get(name)!r}" for name in RESUME_FIELDS
+               if name in before and before[name] != info.get(name)]
+    if changed:
+        raise ValueError(f"{checkpoint} was trained with other settings than this run's ({'; '.join(changed)}); "
+                         f"use another --out, or the same settings to resume")
     return int(description["epoch"])
+
+
+def _resume_point(out: Path) -> Path | None:
+    """The newest checkpoint of a run folder that loads whole; a damaged newer one (a truncated
+    file, a disk that filled up) is skipped with a warning, so the run goes on from the last good epoch."""
+    for candidate in reversed(epoch_dirs(out)):
+        problem = unreadable(candidate)
+        if problem is None:
+            return candidate
+        print(f"warning: skipping the damaged checkpoint {candidate} ({problem}); resuming from an earlier epoch")
+    return None
 
 
 def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | str | None,
@@ -287,7 +310,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, period_dir)
     info = {"data": str(root), "scenes": scenes, "cycle_lengths": lengths,
             "cycle_length": float(np.median(list(lengths.values()))), "seed": options.seed,
-            "lr": options.lr, "batch_size": options.batch_size, "stride": options.stride}
+            "lr": options.lr, "batch_size": options.batch_size, "stride": options.stride,
+            "max_clips": options.max_clips}
     if options.videos is not None:
         info["videos"] = sorted(v.name for v in videos)
 
@@ -318,9 +342,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
 
     start_epoch = 0
-    last = find_checkpoint(out) if out else None
+    last = _resume_point(out) if out else None
     if last is not None:
-        start_epoch = _check_resumable(last, options.kind, config)
+        start_epoch = _check_resumable(last, options.kind, config, info)
         from safetensors.torch import load_model
 
         resize_buffers_like(model, last / "model.safetensors")

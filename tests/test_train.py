@@ -60,6 +60,29 @@ def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
         train(small_root, ["S01"], TINY, tmp_path / "resumed", TrainOptions(kind="memae", epochs=3, progress=False))
 
 
+def test_a_resume_with_other_settings_is_refused_naming_them(small_root, tmp_path):
+    options = TrainOptions(kind="conae", epochs=1, batch_size=2, lr=1e-3, max_clips=3, progress=False)
+    train(small_root, ["S01"], TINY, tmp_path / "run", options)
+    for change, named in [({"lr": 0.5}, "lr 0.001 -> 0.5"), ({"seed": 4}, "seed 0 -> 4"),
+                          ({"max_clips": 4}, "max_clips 3 -> 4")]:
+        with pytest.raises(ValueError, match=named):
+            train(small_root, ["S01"], TINY, tmp_path / "run", TrainOptions(**{**options.__dict__, "epochs": 2, **change}))
+    assert find_checkpoint(tmp_path / "run").name == "epoch-0001"  # nothing was trained or written
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_and_the_resume_redoes_its_epoch(small_root, tmp_path, capsys):
+    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=3, seed=3, progress=False)
+    straight = train(small_root, ["S01"], TINY, tmp_path / "run", options)
+    weights = tmp_path / "run" / "epoch-0002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])  # a disk that filled up mid-write
+    stale = tmp_path / "run" / ".tmp-epoch-0003-4194305"  # left by a killed run (no such process)
+    stale.mkdir()
+    resumed = train(small_root, ["S01"], TINY, tmp_path / "run", options)
+    assert "skipping the damaged checkpoint" in capsys.readouterr().out
+    assert len(resumed.epoch_losses) == 1 and resumed.epoch_losses[0] == pytest.approx(straight.epoch_losses[1], rel=1e-6)
+    assert load_checkpoint(tmp_path / "run").epoch == 2 and not stale.exists()
+
+
 def test_static_frame_mse_is_the_error_of_each_scenes_mean_frame(small_root):
     def pixels(video):
         return read_frames(video.frame_paths, 32).astype(np.float64) / 127.5 - 1
