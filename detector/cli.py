@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -185,6 +186,25 @@ def reconstruction_summary(recon: float, static: float, lit_static: float | None
     return text
 
 
+def _check_writable(path: Path, flag: str, folder: bool) -> None:
+    """Refuse an output that cannot be written before any work is spent on it: a folder (`folder`)
+    or a file's folder is created if need be and must take a file; a file must not be a folder."""
+    where = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as error:
+        raise UsageError(f"{flag} {path} cannot be written ({error.strerror or error}); give a writable place")
+
+
+def _check_phase_weight(weight: float | None) -> None:
+    if weight is not None and not 0.0 <= weight <= 1.0:
+        raise UsageError(f"--phase-weight {weight} is not allowed; use a value in [0, 1]")
+
+
 def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
     from ipad_detect.config import get_config
     from ipad_detect.train import TrainOptions, parse_scenes, train
@@ -197,6 +217,7 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
             raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     config = get_config(args.config)
     out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
+    _check_writable(out, "--out", folder=True)
     lr = config.learning_rate if args.lr is None else args.lr
     options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=lr,
                            seed=args.seed, device=_device(args), stride=args.stride,
@@ -219,13 +240,14 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     if not (args.data / args.scene / "testing").is_dir():  # a data error first, before loading a model
         load_scene(args.data, args.scene, splits=("testing",))
+    _check_phase_weight(args.phase_weight)
+    out = args.out or Path(f"evaluation-{args.scene}.json")
+    _check_writable(out, "--out", folder=False)
     device = _device(args)
     checkpoint = load_checkpoint(args.checkpoint, device)
     result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
                                  cycle_length=args.cycle_length, phase_weight=args.phase_weight,
                                  batch_size=args.batch_size, device=device, progress=not args.quiet)
-    out = args.out or Path(f"evaluation-{args.scene}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.to_json(), indent=1))
     auc = "n/a (one class only)" if result.auc is None else f"{100 * result.auc:.1f}%"
     print(f"{args.scene}: frame AUC {auc} ({checkpoint.kind}, {checkpoint.config.name}, norm {result.norm}, "
@@ -246,6 +268,8 @@ def _run_score(args: argparse.Namespace) -> None:
 
     device = _device(args)
     video = video_from_frame_dir(args.video)
+    _check_phase_weight(args.phase_weight)
+    _check_writable(args.out, "--out", folder=True)
     checkpoint = load_checkpoint(args.checkpoint, device)
     config = checkpoint.config
     training = []
@@ -298,6 +322,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
     check_real_scene(data, args.real)  # before loading any model
     shots = f"-videos{'+'.join(videos)}" if videos else "" if args.shots == 1 else f"-shots{args.shots:g}"
     out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"
+    _check_writable(out, "--out", folder=True)
     options = FinetuneOptions(method=args.method, shots=args.shots, videos=videos, rank=args.rank, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=_device(args),
                               stride=args.stride, max_clips=args.max_clips, cycle_length=args.cycle_length,
@@ -323,6 +348,7 @@ def _run_estimate_period(args: argparse.Namespace) -> None:
     if args.out.resolve() == args.data.resolve() or args.data.resolve() in args.out.resolve().parents:
         raise UsageError(f"--out {args.out} lies inside --data {args.data}; estimates are never written into "
                          f"the dataset, choose a folder outside it")
+    _check_writable(args.out, "--out", folder=True)
     result = estimate_scene(args.data, args.scene, args.out)
     videos = len(result.estimate.phase)
     print(f"{args.scene}: estimated cycle length {result.estimate.cycle_length:.2f} frames "
@@ -338,6 +364,7 @@ def _run_estimate_period(args: argparse.Namespace) -> None:
 def _run_report(args: argparse.Namespace) -> None:
     from ipad_detect.report import make_report
 
+    _check_writable(args.out, "--out", folder=True)
     written = make_report(args.json_files, args.out, curves=not args.no_curves)
     for table in written["tables"]:
         print(table.markdown())

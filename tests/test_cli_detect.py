@@ -127,3 +127,25 @@ def test_training_that_diverges_stops_with_a_clear_error_and_writes_no_checkpoin
     error = capsys.readouterr().err
     assert "training diverged" in error and "Lower --lr" in error and "no checkpoint was written" in error
     assert not any(p.name.startswith("epoch-") for p in run.iterdir()) if run.exists() else True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "{data}", "--scene", "S01", "--out", "{file}"], "--out {file} cannot be written"),
+    (["evaluate", "--data", "{data}", "--scene", "S01", "--checkpoint", "{data}/nowhere", "--out", "{file}/e.json"],
+     "--out {file}/e.json cannot be written"),
+    (["evaluate", "--data", "{data}", "--scene", "S01", "--checkpoint", "{data}/nowhere", "--out", "{data}"],
+     "is a folder; give a file name"),
+    (["evaluate", "--data", "{data}", "--scene", "S01", "--checkpoint", "{data}/nowhere", "--phase-weight", "5"],
+     "--phase-weight 5.0 is not allowed"),
+    (["score", "{data}/S01/testing/frames/01", "--checkpoint", "{data}/nowhere", "--out", "{file}"],
+     "--out {file} cannot be written"),
+    (["estimate-period", "--data", "{data}", "--scene", "S01", "--out", "{file}/est"], "cannot be written"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(data, tmp_path, argv, message, capsys):
+    """Checked first: no checkpoint is even looked for (`nowhere` would be the error otherwise)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert main([a.format(data=data, file=a_file) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message.format(file=a_file) in err and err.count("\n") == 1
+    assert a_file.read_text() == "not a folder"
