@@ -18,8 +18,9 @@ and each run's wall time is printed. Rows:
 - the paper's table-4 ablation on the default detector: reconstruction only (V-Swin-T), + memory,
   + phase (the phase head boosts the memory read-out, no phase score), + the paper's window
   check, our cycle check in its place; then our normal bank (models/normal_bank.py) compared with
-  every normal clip (the default), and only with those at the phase a clip is due at. Rows of one
-  training share it and differ in scoring only.
+  every normal clip (the default: learned tokens and pixels), by its tokens alone, by its pixels
+  alone (frame-standardised 32 x 32 clips: a non-learned distance), and only with the clips at the
+  phase a clip is due at. Rows of one training share it and differ in scoring only.
 
 Printed: the frame AUC (IPAD protocol: clips of 16 at stride 1, centre-frame PSNR, the window's
 phase error where a model has one, min-max over each scene's test videos) of each row on each scene
@@ -39,6 +40,7 @@ scene to `<work>/outcomes`; a rerun reuses finished runs and their scores.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -95,7 +97,8 @@ ROWS = (
     Row("clip-nn (no learning)", Run("clip-nn")),
     Row("phase-nn (no learning)", Run("phase-nn")),
     # Table 4 of the paper, part by part, on the default detector's training (rows of one training
-    # share it); then our parts: the normal bank over all normal clips (the default), and at the
+    # share it); then our parts: the normal bank over all normal clips (the default: learned tokens
+    # and pixels), its tokens alone, its pixels alone (no learning in that distance), and at the
     # due phase only.
     Row("ablation: reconstruction only", Run("vswin")),
     Row("ablation: + memory", Run("full", (("use_phase", False),)), scoring=NO_BANK),
@@ -104,6 +107,8 @@ ROWS = (
         scoring=NO_BANK + (("phase_check", "window"),)),
     Row("ablation: + cycle check (ours), weight 0.5", DEFAULT, phase_weight=0.5, scoring=NO_BANK),
     Row("ablation: + normal bank, every phase (ours, default)", DEFAULT),
+    Row("ablation: normal bank, tokens alone", DEFAULT, scoring=(("pixel_weight", 0.0),)),
+    Row("ablation: normal bank, pixels alone (no learning)", DEFAULT, scoring=(("pixel_weight", 1.0),)),
     Row("ablation: + normal bank at the due phase (ours)", DEFAULT, scoring=(("bank_at_phase", True),)),
 )
 
@@ -149,7 +154,7 @@ def frame_categories(root: Path, scene: str, clip_len: int) -> dict[str, dict[st
 def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
     """Train (or resume) one run on one scene and score its rows; the outcome is kept in
     `<work>/outcomes/` so a rerun, or a table over other scenes, reuses it instead of scoring again."""
-    kept = args.work / "outcomes" / f"{scene}-{run.name}-seed{args.seed}-clips{args.clips}-epochs{args.epochs}.json"
+    kept = args.work / "outcomes" / f"{run_name(scene, run, args)}-clips{args.clips}-epochs{args.epochs}.json"
     if kept.is_file():
         outcome = Outcome(**json.loads(kept.read_text()))
         if all(row.label in outcome.auc for row in rows):
@@ -162,14 +167,21 @@ def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.
     return outcome
 
 
+def run_name(scene: str, run: Run, args: argparse.Namespace) -> str:
+    """<scene>-<run>-seed<S>-<config hash>: a changed config (a new default) is a new run, never a
+    stale checkpoint or outcome reused."""
+    config = get_config("tiny", **dict(run.overrides)).model_dump(mode="json")
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{scene}-{run.name}-seed{args.seed}-{digest}"
+
+
 def score_run(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
-    overrides = dict(run.overrides)
-    config = get_config("tiny", **overrides)
+    config = get_config("tiny", **dict(run.overrides))
     epochs = args.epochs
     options = TrainOptions(kind=run.kind, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            max_clips=max(1, args.clips // epochs), progress=False)
     start = time.perf_counter()
-    result = train(root, [scene], config, args.work / "runs" / f"{scene}-{run.name}-seed{args.seed}", options)
+    result = train(root, [scene], config, args.work / "runs" / run_name(scene, run, args), options)
     seconds = time.perf_counter() - start
     checkpoint = load_checkpoint(result.checkpoint)
     trained_config = checkpoint.config

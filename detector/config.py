@@ -65,6 +65,9 @@ class ModelConfig(BaseModel):
     # (False, the default: on the validation scenes the phase by alignment helped the rotary table's
     # logic anomalies, 75 -> 84%, and cost the palletizer 18 points, whose cycles are not alike).
     bank_at_phase: bool = False
+    # Share of the bank's pixel clips in its distance, d_tokens^(1 - w) * d_pixels^w (normal_bank.py);
+    # 0 = the learned tokens alone.
+    pixel_weight: float = 0.0
     # Conv baselines: output channels of each 3-D conv encoder stage.
     conae_channels: tuple[int, ...]
     memae_channels: tuple[int, ...]
@@ -99,8 +102,9 @@ class ModelConfig(BaseModel):
             raise ValueError(f"decode_stage must be an encoder stage in [0, {len(self.depths)}), got {self.decode_stage}")
         if self.phase_bins < 2:
             raise ValueError(f"phase_bins must be >= 2, got {self.phase_bins}")
-        if not 0.0 <= self.bank_weight <= 1.0:
-            raise ValueError(f"bank_weight must lie in [0, 1], got {self.bank_weight}")
+        for field in ("bank_weight", "pixel_weight"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise ValueError(f"{field} must lie in [0, 1], got {getattr(self, field)}")
         if self.window % 2 == 0:
             raise ValueError(f"window must be odd (a window centred on the frame), got {self.window}")
         if not self.depths or len(self.depths) != len(self.num_heads):
@@ -168,6 +172,7 @@ CONFIGS: dict[str, ModelConfig] = {
         decode_stage=1,  # the 8 x 8 token grid, as the paper's last stage at 256 px
         encoder_input="frame",  # trained from scratch: no pretrained input scaling to keep
         bank_weight=1.0,  # chosen on the validation scenes V01-V04 (bench/accuracy.py --validation)
+        pixel_weight=0.5,  # ditto: tokens and pixels alike (models/normal_bank.py)
         learning_rate=1e-3,
         # The paper's 0.02 is 100 times the light-matched reconstruction MSE at 64 px.
         phase_weight=0.0002,

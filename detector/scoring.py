@@ -28,10 +28,11 @@ from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 @torch.no_grad()
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
                       device: str | torch.device = "cpu", bank_weight: float = 0.0,
-                      bank_at_phase: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                      bank_at_phase: bool = True, pixel_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
     """Normality of every stride-1 clip and the predicted phase distributions [clips, bins] (None
     without a phase head). The normality is the PSNR of the reconstructed centre frame, weighed in
-    dB with the normal bank's distance by `bank_weight` (`ModelConfig.bank_weight`)."""
+    dB with the normal bank's distance by `bank_weight` (`ModelConfig.bank_weight`; the bank's
+    pixels weigh `pixel_weight` in that distance)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1))
     model.eval()
@@ -47,8 +48,8 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
         out = model(batch)
         score = psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy())
         if weight > 0:
-            distance = bank.distance(out.tokens, None if due is None else due[centre + np.array(
-                starts[first:first + batch_size])]).double().cpu().numpy()
+            due_now = None if due is None else due[centre + np.array(starts[first:first + batch_size])]
+            distance = bank.distance(out.tokens, batch, due_now, pixel_weight).double().cpu().numpy()
             score = (1 - weight) * score + weight * 10.0 * np.log10(1.0 / np.maximum(distance, 1e-10))
         scores.append(score)
         if out.phase_logits is not None:
@@ -67,7 +68,7 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
     if kind in REFERENCE_KINDS:
         return model.score_video(frames, config.clip_len), None
     values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device, config.bank_weight,
-                                      config.bank_at_phase)
+                                      config.bank_at_phase, config.pixel_weight)
     if probs is None or cycle_length is None:
         return values, None
     bins_per_frame = config.phase_bins / cycle_length

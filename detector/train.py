@@ -31,7 +31,7 @@ from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
 from ipad_detect.models import kind_config, unwrapped
 from ipad_detect.models.background import matched_light
-from ipad_detect.models.normal_bank import BANK_CLIPS
+from ipad_detect.models.normal_bank import BANK_CLIPS, pixel_clips
 from ipad_detect.period_estimation import align_phase, frame_features, label_videos, reference_cycle
 
 
@@ -176,7 +176,7 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
     return videos, lengths
 
 
-SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase")  # config fields training never reads
+SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase", "pixel_weight")  # config fields training never reads
 
 
 RESUME_FIELDS = ("scenes", "videos", "seed", "lr", "batch_size", "stride", "max_clips")  # a resume must keep these
@@ -288,15 +288,17 @@ def fit_normal_bank(model: torch.nn.Module, clips: ClipDataset, device: torch.de
     was_training = base.training
     base.eval()
     chosen = np.unique(np.linspace(0, len(clips) - 1, min(limit, len(clips))).round().astype(int))
-    tokens = [base.encode(batch.to(device))[0].float().cpu()
-              for batch, _ in DataLoader(Subset(clips, chosen.tolist()), batch_size=batch_size)]
+    tokens, pixels = [], []
+    for batch, _ in DataLoader(Subset(clips, chosen.tolist()), batch_size=batch_size):
+        tokens.append(base.encode(batch.to(device))[0].float().cpu())
+        pixels.append(pixel_clips(batch))
     phase = reference = None
     if cycle_length is not None:
         features = {v.name: frame_features(clips.cache.get(v)) for v in clips.videos}
         reference = reference_cycle(list(features.values()), cycle_length)
         phases = {name: align_phase(f, reference, cycle_length)[1] for name, f in features.items()}
         phase = torch.tensor([phases[clips.index[i][0].name][clips.index[i][1] + clips.centre] for i in chosen])
-    base.normal_bank.fit(torch.cat(tokens).to(device), phase, reference, cycle_length)
+    base.normal_bank.fit(torch.cat(tokens).to(device), torch.cat(pixels), phase, reference, cycle_length)
     base.train(was_training)
 
 

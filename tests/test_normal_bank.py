@@ -1,4 +1,5 @@
-"""The normal bank: nearest normal clip as a whole, worst position, only clips at the due phase."""
+"""The normal bank: nearest normal clip as a whole, worst position, only clips at the due phase,
+tokens and pixels weighed as a geometric mean."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from ipad_detect.config import get_config
 from ipad_detect.models import build_model
-from ipad_detect.models.normal_bank import PHASE_TOLERANCE, NormalBank
+from ipad_detect.models.normal_bank import PHASE_TOLERANCE, PIXEL_GRID, NormalBank, pixel_clips
 
 
 def tokens(n: int, seed: int = 0) -> torch.Tensor:
@@ -40,12 +41,39 @@ def test_only_bank_clips_near_the_due_phase_are_compared():
     bank = NormalBank()
     normal = tokens(4)
     phase = torch.tensor([0.0, 0.25, 0.5, 0.75], dtype=torch.float64)
-    bank.fit(normal, phase, reference=np.zeros((10, 4)), cycle_length=10.0)
+    bank.fit(normal, phase=phase, reference=np.zeros((10, 4)), cycle_length=10.0)
     query = normal[1:2]  # what normal cycles show at phase 0.25
     assert bank.distance(query, due=np.array([0.25])).item() == pytest.approx(0.0, abs=1e-2)
     shown_late = bank.distance(query, due=np.array([0.5 + PHASE_TOLERANCE / 2])).item()
     assert shown_late > 0.5  # shown at the time of another step: compared with that step
     assert bank.distance(query).item() == pytest.approx(0.0, abs=1e-2)  # no due phase: every clip
+
+
+def test_pixel_clips_keep_every_second_frame_without_its_light():
+    clips = torch.rand(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    pixels = pixel_clips(clips)
+    assert pixels.shape == (2, 8, PIXEL_GRID, PIXEL_GRID, 3)
+    relit = clips * 0.5 + 0.2  # darker, with an offset: the same picture in another light
+    torch.testing.assert_close(pixel_clips(relit), pixels, atol=1e-3, rtol=1e-3)
+
+
+def test_tokens_and_pixels_weigh_as_a_geometric_mean_at_the_tokens_positions():
+    clips = torch.rand(3, 3, 16, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    normal = tokens(3)
+    bank = NormalBank()
+    bank.fit(normal, pixels=pixel_clips(clips))
+    query_tokens = normal[1:2].clone()
+    query_tokens[0, :, 0, 0] += 2.0  # token distance 4 at one position
+    query = clips[1:2].clone()
+    query[:, :, :, 48:, 48:] = -query[:, :, :, 48:, 48:]  # the last of the 4 x 4 token positions changes
+    tokens_alone = bank.distance(query_tokens, query, pixel_weight=0.0).item()
+    pixels_alone = bank.distance(query_tokens, query, pixel_weight=1.0).item()
+    both = bank.distance(query_tokens, query, pixel_weight=0.5).item()
+    assert tokens_alone == pytest.approx(4.0, rel=1e-2) and pixels_alone > 0.5
+    assert both == pytest.approx((tokens_alone * pixels_alone) ** 0.5, rel=1e-4)
+    assert bank.distance(normal[1:2], clips[1:2], pixel_weight=0.5).item() < 1e-2
+    with pytest.raises(ValueError, match="pixel weight of 0.5 needs the clips"):
+        bank.distance(query_tokens, None, pixel_weight=0.5)
 
 
 def test_an_empty_bank_and_mismatched_tokens_are_refused():

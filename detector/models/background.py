@@ -59,3 +59,10 @@ def zero_last_layer(layer: nn.Module) -> None:
     nn.init.zeros_(layer.weight)
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
+
+
+def standardise_frames(clips: Tensor) -> Tensor:
+    """Clips [B, 3, T, H, W] -> each frame standardised per colour channel (mean 0, std 1 over its
+    pixels): the picture without its light's gain and offset."""
+    centred = clips - clips.mean(dim=(3, 4), keepdim=True)
+    return centred / (centred.pow(2).mean(dim=(3, 4), keepdim=True) + 1e-4).sqrt()

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
-from ipad_detect.models.background import StaticBackground
+from ipad_detect.models.background import StaticBackground, standardise_frames
 from ipad_detect.models.decoder import SwinDecoder3d
 from ipad_detect.models.memory import Memory
 from ipad_detect.models.normal_bank import NormalBank
@@ -23,8 +23,7 @@ KINETICS_STD = (0.229, 0.224, 0.225)
 def encoder_input(clips: Tensor, mean: Tensor, std: Tensor, mode: str) -> Tensor:
     """Clips in [-1, 1] -> what the encoder sees (`ModelConfig.encoder_input`)."""
     if mode == "frame":
-        centred = clips - clips.mean(dim=(3, 4), keepdim=True)
-        return centred / (centred.pow(2).mean(dim=(3, 4), keepdim=True) + 1e-4).sqrt()
+        return standardise_frames(clips)
     return ((clips + 1) / 2 - mean) / std
 
 
