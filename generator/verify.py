@@ -123,9 +123,25 @@ def _check_layout(scene: Path, spec) -> Row:
                f"{spec.train_videos} training + {spec.test_videos} testing videos, no leftovers")
 
 
-def _check_frames(v: _Video) -> Row:
+def _check_frames(v: _Video, resolution: int) -> Row:
+    """Every frame there by name, and every one decodes whole at the scene's resolution (a file cut
+    short by a full disk or a killed copy has the right name and a broken picture)."""
     ok, detail = _compare_names(_names(v.frames_dir(), ".jpg"), v.expected, ".jpg", "frames")
-    return Row("frames", v.label, ok, detail)
+    if not ok:
+        return Row("frames", v.label, ok, detail)
+    broken = []
+    for name in v.expected:
+        try:
+            with Image.open(v.frames_dir() / f"{name}.jpg") as image:
+                image.load()
+                if image.size != (resolution, resolution):
+                    raise ValueError(f"{image.size[0]}x{image.size[1]} pixels, not {resolution}x{resolution}")
+        except (OSError, ValueError) as error:
+            broken.append(f"{name}.jpg ({error})")
+    if broken:
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        return Row("frames", v.label, False, f"{len(broken)} frame(s) do not decode: {'; '.join(broken[:3])}{more}")
+    return Row("frames", v.label, True, f"{detail}, all decode")
 
 
 def _check_period(v: _Video) -> Row:
@@ -308,7 +324,7 @@ def audit(scene: Path, frames_per_event: int = 3, all_frames: bool = False,
             renderer = None
     try:
         for v in videos:
-            frames_row = _check_frames(v)
+            frames_row = _check_frames(v, spec.render.resolution)
             rows += [frames_row, _check_period(v), _check_meta(v)]
             masks_row = None
             checked: list[int] = []

@@ -113,3 +113,13 @@ def test_structure_only_without_blender(copy, capsys):
 def test_not_a_scene_is_a_usage_error(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
     assert "not a rendered scene" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("render", [True, False])
+def test_a_truncated_frame_fails_with_and_without_rendering(copy, capsys, render):
+    frame = copy / "testing" / "frames" / "01" / "010.jpg"
+    frame.write_bytes(frame.read_bytes()[:200])  # the right name, a picture cut short
+    assert main(["verify", str(copy)] + ([] if render else ["--no-render"])) == 1
+    failed = _failures(capsys.readouterr().out)
+    assert any(r[:2] == ["frames", "testing/01"] and "1 frame(s) do not decode: 010.jpg" in r[3]
+               for r in failed), failed
