@@ -131,6 +131,16 @@ def validate_scene(raw: Any, source: str = "scene") -> SceneSpec:
     return spec
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """A scene file has no use for YAML anchors and aliases, and a few hundred bytes of nested
+    aliases expand to gigabytes (a 'billion laughs'): refused before anything is expanded."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise SceneFileError([f"{path}: line {mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed "
+                                  f"in a scene file; write the values out"])
+
+
 def load_scene_file(path: Path) -> SceneSpec:
     path = Path(path)
     try:
@@ -138,6 +148,7 @@ def load_scene_file(path: Path) -> SceneSpec:
     except OSError as e:
         raise SceneFileError([f"{path}: cannot read: {e.strerror or e}"]) from None
     try:
+        _refuse_aliases(text, path)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -7,6 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .anomalies import CATEGORIES
 
+# A scene is planned whole before its first frame: these bound what a typo can cost (100,000
+# cycles planned up front take gigabytes). 200 cycles of a typical 10 s cycle at 10 fps are
+# 20,000 frames per video.
+MAX_VIDEOS = 1000  # per split
+MAX_CYCLES = 200  # per video
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,9 +69,9 @@ class SceneSpec(_Spec):
                                      description="device parameters; missing ones drawn from the seed")
     anomalies: tuple[str, ...] = Field(min_length=1, description="anomaly kinds of the test videos")
     seed: int = Field(0, ge=0)
-    train_videos: int = Field(4, ge=0)
-    test_videos: int = Field(4, ge=0)
-    cycles: int = Field(3, ge=1, description="cycles per video")
+    train_videos: int = Field(4, ge=0, le=MAX_VIDEOS)
+    test_videos: int = Field(4, ge=0, le=MAX_VIDEOS)
+    cycles: int = Field(3, ge=1, le=MAX_CYCLES, description="cycles per video")
     max_anomalies_per_video: int = Field(2, ge=1)
     fps: float = Field(10.0, gt=0, le=120)
     render: RenderSpec = RenderSpec()

@@ -91,6 +91,8 @@ GOOD = {"name": "G", "device": "lifter", "anomalies": ["stall"], "train_videos":
     ({"cycles": "many", "name": "a b"}, ["cycles: Input should be a valid integer",
                                          "name: String should match pattern"]),
     ({"camera": {"azimuth": [5]}}, ["camera.azimuth: item 1 is missing"]),
+    ({"cycles": 100000, "train_videos": 100000},  # planned up front: gigabytes before the first frame
+     ["cycles: Input should be less than or equal to 200", "train_videos: Input should be less than or equal to 1000"]),
 ])
 def test_bad_scene_files_give_field_level_errors(tmp_path, capsys, change, needles):
     path = tmp_path / "bad.yaml"
@@ -116,6 +118,16 @@ def test_scene_file_problems_of_several_files_together(tmp_path, capsys):
     assert main(["render-set", str(tmp_path / "c.yaml"), str(tmp_path / "d.yaml"), "--out",
                  str(tmp_path / "o")]) == 2
     assert "name: scene name 'G' is also used by" in capsys.readouterr().err
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, capsys):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]"
+                                                     for a, b in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")  # about 0.5 KB; 9^9 strings once expanded
+    assert main(["render-set", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: YAML aliases (*a) are not allowed in a scene file" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("args, needle", [
