@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -116,9 +116,14 @@ def _running(pid: int) -> bool:
 
 
 def read_description(path: Path) -> dict:
-    description = json.loads((path / CONFIG).read_text())
-    if description.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG}: checkpoint format {description.get('format')!r}, expected {FORMAT}")
+    """The checkpoint's config.json; a file that is not one says so, naming it."""
+    try:
+        description = json.loads((path / CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path / CONFIG} cannot be read as a checkpoint description ({error})") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        found = description.get("format") if isinstance(description, dict) else type(description).__name__
+        raise ValueError(f"{path / CONFIG}: checkpoint format {found!r}, expected {FORMAT}")
     return description
 
 
@@ -139,7 +144,11 @@ def resize_buffers_like(model: nn.Module, weights_file: Path) -> None:
     """Give a model's empty buffers (banks that are filled from data: the nearest-neighbour banks,
     the normal bank) the shapes stored in a weights file, so that a strict load fits."""
     buffers = dict(model.named_buffers())
-    with safe_open(str(weights_file), framework="pt") as f:
+    try:
+        weights = safe_open(str(weights_file), framework="pt")
+    except (OSError, SafetensorError) as error:
+        raise ValueError(f"{weights_file} cannot be read as safetensors weights ({error})") from None
+    with weights as f:
         for name in f.keys():
             if name in buffers and buffers[name].numel() == 0:
                 owner, _, attribute = name.rpartition(".")
@@ -155,10 +164,17 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
         raise FileNotFoundError(f"no checkpoint at {path}: expected a folder with {CONFIG} and {WEIGHTS}, "
                                 f"or a run folder holding epoch-NNNN/ checkpoints")
     description = read_description(found)
-    config = ModelConfig(**description["config"])
-    model = build(description["kind"], config)
+    try:
+        config = ModelConfig(**description["config"])
+        model = build(description["kind"], config)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{found / CONFIG} does not describe a model ({' '.join(str(error).split())[:300]})") from None
     resize_buffers_like(model, found / WEIGHTS)
-    load_model(model, str(found / WEIGHTS), strict=True, device=str(device))
+    try:
+        load_model(model, str(found / WEIGHTS), strict=True, device=str(device))
+    except (OSError, RuntimeError, SafetensorError) as error:  # cut short, garbage, or another model's weights
+        raise ValueError(f"{found / WEIGHTS} does not hold the weights of the {description['kind']!r} model its "
+                         f"{CONFIG} describes ({' '.join(str(error).split())[:300]})") from None
     model.to(device).eval()
     return Checkpoint(path=found, kind=description["kind"], config=config, epoch=description["epoch"],
                       model=model, info=description.get("info", {}))

@@ -149,3 +149,35 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(data, tmp_p
     err = capsys.readouterr().err
     assert message.format(file=a_file) in err and err.count("\n") == 1
     assert a_file.read_text() == "not a folder"
+
+
+@pytest.fixture(scope="module")
+def reference_run(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["pretrain", "--data", str(data), "--scene", "S01", "--model", "clip-nn", "--config", "tiny",
+                 "--out", str(run), "--quiet"]) == 0
+    return run / "epoch-0001"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: (c / "config.json").write_text("{not json"), "config.json cannot be read as a checkpoint description"),
+    (lambda c: (c / "config.json").write_text(json.dumps({**json.loads((c / "config.json").read_text()),
+                                                           "kind": "full"})),
+     "model.safetensors does not hold the weights of the 'full' model"),
+    (lambda c: (c / "config.json").write_text(json.dumps({**json.loads((c / "config.json").read_text()),
+                                                           "config": {"name": "tiny", "clip_len": 0}})),
+     "config.json does not describe a model"),
+    (lambda c: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:100]),
+     "model.safetensors cannot be read as safetensors weights"),
+    (lambda c: (c / "model.safetensors").write_bytes(bytes(range(256)) * 8), "cannot be read as safetensors weights"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(data, reference_run, tmp_path, damage, message, capsys):
+    import shutil
+
+    checkpoint = tmp_path / "epoch-0001"
+    shutil.copytree(reference_run, checkpoint)
+    damage(checkpoint)
+    assert main(["evaluate", "--data", str(data), "--scene", "S01", "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "e.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(checkpoint) in err and err.count("\n") == 1 and "Traceback" not in err
