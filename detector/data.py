@@ -193,7 +193,12 @@ def read_period(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     Accepts a structured array with fields "cycle" and "phase", or an (N, 2) array whose
     columns are [cycle, phase].
     """
-    data = np.load(path, allow_pickle=False)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # not .npy, cut short, or pickled objects
+        raise DataError(f"period file {path} cannot be read as a numpy array ({error})") from None
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"period file {path} is an .npz archive; allowed: one .npy array")
     if data.dtype.names and {"cycle", "phase"} <= set(data.dtype.names):
         cycle, phase = data["cycle"], data["phase"]
     elif data.ndim == 2 and data.shape[1] == 2:
@@ -204,7 +209,7 @@ def read_period(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     if len(phase) != num_frames:
         raise DataError(f"period file {path} has {len(phase)} entries but its video has {num_frames} frames")
     phase = np.ascontiguousarray(phase, dtype=np.float64)  # a structured array's field is a strided view
-    if phase.size and (phase.min() < 0 or phase.max() >= 1):
+    if phase.size and not (np.isfinite(phase).all() and phase.min() >= 0 and phase.max() < 1):
         raise DataError(f"period file {path} has phases outside [0, 1)")
     return np.ascontiguousarray(cycle, dtype=np.int64), phase
 

@@ -99,10 +99,16 @@ def test_unreadable_and_missized_frames(make_scene):
         read_frames(video.frame_paths, 32)
 
 
-def test_bad_period_file(make_scene):
+@pytest.mark.parametrize("write, message", [
+    (lambda p: np.save(p, np.zeros((48, 3))), r"allowed: \(N, 2\) \[cycle, phase\]"),
+    (lambda p: p.write_bytes(b"garbage, not numpy"), r"01.npy cannot be read as a numpy array"),
+    (lambda p: np.save(p, np.array([{"a": 1}]), allow_pickle=True), r"01.npy cannot be read as a numpy array"),
+    (lambda p: np.save(p, np.column_stack([np.zeros(48), np.full(48, np.nan)])), r"01.npy has phases outside"),
+])
+def test_bad_period_file_is_a_data_error_naming_it(make_scene, write, message):
     scene_dir = make_scene()
-    np.save(scene_dir / "training" / "period" / "01.npy", np.zeros((48, 3)))
-    with pytest.raises(DataError, match=r"allowed: \(N, 2\) \[cycle, phase\]"):
+    write(scene_dir / "training" / "period" / "01.npy")
+    with pytest.raises(DataError, match=message):
         load_scene(scene_dir.parent, "S01")
 
 
