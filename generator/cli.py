@@ -30,7 +30,8 @@ def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
     field = next((FLAG_OF[str(p)] for p in reversed(e["loc"]) if str(p) in FLAG_OF),
                  ".".join(map(str, e["loc"])) or "spec")
-    return f"{field}: {e['msg'].lower()} (got {e.get('input')!r})"
+    message = e["msg"][:1].lower() + e["msg"][1:]  # only the first letter: a pattern keeps its capitals
+    return f"{field}: {message} (got {e.get('input')!r})"
 
 
 def _parse_params(items: list[str]) -> dict[str, float]:
@@ -52,6 +53,8 @@ def build_spec(args: argparse.Namespace) -> SceneSpec:
         anomalies = resolve_anomalies(device, args.anomalies)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.scene_name is not None and not args.scene_name.strip():
+        raise UsageError("--scene-name is empty; give a folder name, or leave the option out for DEVICE-ANOMALIES-SEED")
     name = args.scene_name or re.sub(r"[^A-Za-z0-9_.-]+", "+", f"{args.device}-{args.anomalies}-{args.seed}")
     try:
         # --style real: the camera stand-in, on Cycles unless --engine says otherwise
@@ -108,6 +111,8 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             get_device(name)
         except ValueError as e:
             raise UsageError(str(e)) from None
+    if args.resolution < 16:
+        raise UsageError(f"--resolution must be at least 16 pixels (got {args.resolution}), as for render")
     from .gallery import write_gallery
     for path in write_gallery(Path(args.out), devices, args.resolution):
         print(f"wrote {path}")
@@ -116,6 +121,8 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from .preview import contact_sheet
+    if args.frames < 1:
+        raise UsageError(f"--frames must be at least 1 (got {args.frames})")
     scene = Path(args.scene)
     if not (scene / "scene.json").is_file():
         raise UsageError(f"{scene} is not a rendered scene (no scene.json); give <out>/<scene>")

@@ -184,6 +184,8 @@ BASE = ["render", "--device", "lifter", "--anomalies", "logic"]
     (["--test-videos", "-2"], "--test-videos"),
     (["--cycles", "0"], "--cycles"),
     (["--engine", "eevee"], "'workbench' or 'cycles'"),
+    (["--scene-name", ""], "--scene-name is empty"),
+    (["--scene-name", "a b"], "pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"),  # capitals kept
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
@@ -191,6 +193,18 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, ne
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["preview", "nowhere", "--frames", "0"], "--frames must be at least 1 (got 0)"),
+    (["preview", "nowhere", "--frames", "-2"], "--frames must be at least 1 (got -2)"),
+    (["gallery", "--resolution", "7"], "--resolution must be at least 16 pixels (got 7)"),
+])
+def test_preview_and_gallery_refuse_sizes_that_make_broken_sheets(tmp_path, capsys, argv, needle):
+    assert main(argv + ["--out", str(tmp_path / "sheet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "sheet").exists()
 
 
 def test_output_path_that_is_a_file(tmp_path, capsys):
