@@ -205,6 +205,8 @@ def cmd_render_set(args: argparse.Namespace) -> int:
         print(f"committed: {', '.join(sorted(result.committed))}")
     if result.complete:
         print(f"already complete: {', '.join(sorted(result.complete))}")
+    for line in result.busy:
+        print(f"skipped, another run renders it now: {line}")
     for name, (done, total) in result.pending.items():
         print(f"incomplete (other shards or a rerun finish it): {name} {done}/{total} videos")
     for line in result.failed:

@@ -1,9 +1,12 @@
 """The IPAD layout on disk, written so that nothing half-written is ever visible.
 
 A scene is rendered into a hidden staging folder `<out>/.<scene>.partial/` and renamed to
-`<out>/<scene>/` when every video is there. Inside the staging folder a video counts as done when
-its `meta/NN.json` exists; that file is written last, atomically, so an interrupted render resumes
-by redoing only the videos without it.
+`<out>/<scene>/` when every video is there. A video's frames and masks are written into a work
+folder of the process's own (`.work/<split>-<NN>-<host>-<pid>/` in the stage) and renamed into
+place whole; then its period, labels and, last, its `meta/NN.json`, which marks it done. So an
+interrupted render resumes by redoing only the videos without meta, and two processes that render
+the same video never write into one folder: the first to finish places it, the other drops its
+copy (`render.run` also keeps a lock per video, so that it rarely comes to that).
 """
 from __future__ import annotations
 
@@ -45,6 +48,16 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     _atomic_bytes(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def stage_dir(out_root: Path, scene: str) -> Path:
@@ -101,15 +114,46 @@ class SceneWriter:
     def is_done(self, split: str, index: int) -> bool:
         return (self.stage / split / "meta" / f"{video_name(index)}.json").exists()
 
+    def lock_video(self, split: str, index: int) -> str | None:
+        """Take the video's lock file (`.locks/<split>-<NN>.lock`, naming host and pid): None when
+        taken, else who holds it. A lock left by a process of this host that no longer runs is
+        taken over; one of another host is not (its owner may still run): remove the file by hand
+        if no run renders there any more."""
+        folder = self.stage / ".locks"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{split}-{video_name(index)}.lock"
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = path.read_text().strip() if path.exists() else ""
+                host, _, pid = holder.partition(" ")
+                if host == socket.gethostname() and pid.isdigit() and not _running(int(pid)):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                return f"{holder or 'another process'} (lock file {path})"
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return None
+        return f"another process (lock file {path})"
+
+    def unlock_video(self, split: str, index: int) -> None:
+        (self.stage / ".locks" / f"{split}-{video_name(index)}.lock").unlink(missing_ok=True)
+
+    def work_dir(self, split: str, index: int) -> Path:
+        """This process's own folder for a video being rendered."""
+        return self.stage / ".work" / f"{split}-{video_name(index)}-{socket.gethostname()}-{os.getpid()}"
+
     def start_video(self, split: str, index: int) -> None:
-        """Clear whatever an interrupted run left of this video."""
+        """A fresh work folder for the video (whatever this process left of it before goes)."""
+        work = self.work_dir(split, index)
+        shutil.rmtree(work, ignore_errors=True)
         for sub in ("frames", "masks") if split == "testing" else ("frames",):
-            folder = self.stage / split / sub / video_name(index)
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
+            (work / sub).mkdir(parents=True)
 
     def frame_path(self, split: str, index: int, i: int, n_frames: int) -> Path:
-        return self.stage / split / "frames" / video_name(index) / f"{frame_name(i, n_frames)}.jpg"
+        return self.work_dir(split, index) / "frames" / f"{frame_name(i, n_frames)}.jpg"
 
     def write_frame(self, split: str, index: int, i: int, n_frames: int, rgb: np.ndarray,
                     quality: int) -> None:
@@ -117,12 +161,24 @@ class SceneWriter:
                                   subsampling=0, optimize=False)
 
     def write_mask(self, index: int, i: int, n_frames: int, mask: np.ndarray) -> None:
-        path = self.stage / "testing" / "masks" / video_name(index) / f"{frame_name(i, n_frames)}.png"
+        path = self.work_dir("testing", index) / "masks" / f"{frame_name(i, n_frames)}.png"
         Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
     def finish_video(self, split: str, index: int, cycle: np.ndarray, phase: np.ndarray,
-                     labels: np.ndarray | None, meta: dict) -> None:
+                     labels: np.ndarray | None, meta: dict) -> bool:
+        """Place the video's frames and masks, then its period, labels and meta (last: done).
+        False when another process finished the same video first (this copy is dropped)."""
         name = video_name(index)
+        work = self.work_dir(split, index)
+        if self.is_done(split, index):
+            shutil.rmtree(work, ignore_errors=True)
+            return False
+        for sub in ("frames", "masks") if split == "testing" else ("frames",):
+            target = self.stage / split / sub / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)  # left by an interrupted run, never done
+            os.replace(work / sub, target)
+        shutil.rmtree(work, ignore_errors=True)
         period = np.empty(len(cycle), dtype=PERIOD_DTYPE)
         period["cycle"], period["phase"] = cycle, phase
         (self.stage / split / "period").mkdir(parents=True, exist_ok=True)
@@ -132,12 +188,15 @@ class SceneWriter:
             write_npy(self.stage / "test_label" / label_name(index), labels.astype(np.uint8))
         (self.stage / split / "meta").mkdir(parents=True, exist_ok=True)
         write_json(self.stage / split / "meta" / f"{name}.json", meta)  # last: marks it done
+        return True
 
     def commit(self) -> Path:
         """Rename the complete staging folder to the scene folder. Temp files an interrupted
         writer left behind go first; a commit that lost a race to another process is fine."""
         for tmp in self.stage.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+        shutil.rmtree(self.stage / ".work", ignore_errors=True)
+        shutil.rmtree(self.stage / ".locks", ignore_errors=True)
         try:
             os.replace(self.stage, self.final)
         except OSError:

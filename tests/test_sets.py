@@ -256,3 +256,71 @@ def test_render_set_killed_midway_restarts_complete_and_correct(spec_files, whol
     # a finished set is skipped as a whole
     r = _cli(*cmd[3:])
     assert r.returncode == 0 and "0 rendered" in r.stdout and "already complete: A, B" in r.stdout
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_workers_die_with_a_killed_parent_and_a_rerun_with_more_workers_is_whole(spec_files, whole, tmp_path):
+    """Issue 15, case 1: kill -9 only the parent of `render-set --workers 2`, rerun with
+    --workers 3: orphaned workers used to go on writing frames of videos the rerun redid."""
+    out = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "ipadgen.cli", "render-set", *spec_files, "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd + ["--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(_children(proc.pid)) < 2:  # both workers rendering
+        assert proc.poll() is None and time.time() < deadline, "render-set ended before the cut"
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.kill()  # the parent alone
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers):
+        assert time.time() < deadline, "worker processes outlived their parent"
+        time.sleep(0.1)
+    assert not (out / "A").exists() and not (out / "B").exists()
+    r = _cli(*cmd[3:], "--workers", "3")
+    assert r.returncode == 0 and "0 failed" in r.stdout and "committed: A, B" in r.stdout, r.stdout + r.stderr
+    assert not list(out.glob(".*"))
+    assert_same_set(out, whole)
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_a_video_locked_by_a_live_run_is_left_to_it_and_a_stale_lock_is_taken_over(spec_files, tmp_path):
+    import socket
+
+    from ipadgen.render.run import scene_record
+    from ipadgen.writer import SceneWriter
+
+    out = tmp_path / "locked"
+    SceneWriter(out, "B", scene_record(load_scene_file(Path(spec_files[1]))))  # B's staging folder
+    locks = out / ".B.partial" / ".locks"
+    locks.mkdir()
+    (locks / "training-01.lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # this test runs: live
+    r = _cli("render-set", spec_files[1], "--out", str(out), "--quiet")
+    assert r.returncode == 0 and "skipped, another run renders it now: B: training video 01" in r.stdout, r.stdout
+    assert f"{socket.gethostname()} {os.getpid()}" in r.stdout and not (out / "B").exists()
+    (locks / "training-01.lock").write_text(f"{socket.gethostname()} 4194305")  # no such process: stale
+    r = _cli("render-set", spec_files[1], "--out", str(out), "--quiet")
+    assert r.returncode == 0 and "1 rendered" in r.stdout and "committed: B" in r.stdout, r.stdout + r.stderr
+    assert not list(out.glob(".*")) and not list((out / "B").glob(".*"))

@@ -21,6 +21,7 @@ from ..scene import VideoPlan, plan_video, scene_camera, scene_device, video_job
 from ..spec import SceneSpec
 from ..writer import SceneWriter, stage_dir
 from .style import FrameFinisher
+from .worker import BUSY
 
 
 def scene_record(spec: SceneSpec) -> dict:
@@ -38,7 +39,9 @@ def scene_record(spec: SceneSpec) -> dict:
 
 
 def render_video(renderer, writer: SceneWriter, plan: VideoPlan, quality: int,
-                 bar: tqdm | None = None) -> None:
+                 bar: tqdm | None = None) -> bool:
+    """Render one video into its work folder and place it whole; False when another process
+    placed the same video first."""
     program, n = plan.program, plan.n_frames
     finish = FrameFinisher(renderer.spec, plan.seed)
     writer.start_video(plan.split, plan.index)
@@ -58,8 +61,8 @@ def render_video(renderer, writer: SceneWriter, plan: VideoPlan, quality: int,
             writer.write_mask(plan.index, f, n, mask)
         if bar is not None:
             bar.update(1)
-    writer.finish_video(plan.split, plan.index, program.cycle, program.phase,
-                        program.labels if plan.split == "testing" else None, plan.meta())
+    return writer.finish_video(plan.split, plan.index, program.cycle, program.phase,
+                               program.labels if plan.split == "testing" else None, plan.meta())
 
 
 def render_scene(spec: SceneSpec, out_root: Path, progress: bool = True) -> Path:
@@ -117,6 +120,7 @@ class SetResult:
     rendered: int = 0
     already_done: int = 0
     failed: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # videos another run renders now (their locks)
     committed: list[str] = field(default_factory=list)  # committed by this run
     complete: list[str] = field(default_factory=list)  # committed before this run
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)  # scene -> (done, total)
@@ -150,6 +154,8 @@ class _Workers:
             return "rendered", ""
         if final.exists():
             return "done", ""
+        if proc.returncode == BUSY:
+            return "busy", out.strip().splitlines()[-1] if out.strip() else "locked by another run"
         lines = [ln for ln in out.splitlines() if ln.strip() and "EGL" not in ln]
         return "failed", lines[-1] if lines else f"worker exit status {proc.returncode}"
 
@@ -219,12 +225,14 @@ def render_set(specs: list[SceneSpec], out_root: Path, workers: int = 1,
                 status, why = fut.result()
                 if status == "failed":
                     result.failed.append(f"{name} {split} video {index:02d}: {why}")
+                elif status == "busy":
+                    result.busy.append(f"{name}: {why}")
                 elif status == "rendered":
                     result.rendered += 1
                 else:
                     result.already_done += 1
                 bar.update(1)
-                if status != "failed":
+                if status in ("rendered", "done"):
                     try_commit(name)
     except BaseException:
         running.stop()
