@@ -305,7 +305,13 @@ def _check_twin(v: _Video, renderer, checked: list[int], n_labelled: int) -> Row
 def audit(scene: Path, frames_per_event: int = 3, all_frames: bool = False,
           render: bool = True) -> list[Row]:
     scene = Path(scene)
-    record = json.loads((scene / "scene.json").read_text())
+    try:
+        record = json.loads((scene / "scene.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return [Row("spec", "scene", False, f"scene.json cannot be read as JSON ({e})")]
+    if not isinstance(record, dict):
+        return [Row("spec", "scene", False, f"scene.json holds a {type(record).__name__}, not an object "
+                                            f"with the scene's spec")]
     try:
         spec = validate_scene(record.get("spec"), f"{scene}/scene.json")
     except SceneFileError as e:

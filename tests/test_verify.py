@@ -123,3 +123,13 @@ def test_a_truncated_frame_fails_with_and_without_rendering(copy, capsys, render
     failed = _failures(capsys.readouterr().out)
     assert any(r[:2] == ["frames", "testing/01"] and "1 frame(s) do not decode: 010.jpg" in r[3]
                for r in failed), failed
+
+
+@pytest.mark.parametrize("text, needle", [("[1, 2]", "scene.json holds a list, not an object"),
+                                          ("{bad", "scene.json cannot be read as JSON")])
+def test_a_scene_json_that_is_not_an_object_fails_the_spec_check(tmp_path, capsys, text, needle):
+    (tmp_path / "S").mkdir()
+    (tmp_path / "S" / "scene.json").write_text(text)
+    assert main(["verify", str(tmp_path / "S")]) == 1
+    failed = _failures(capsys.readouterr().out)
+    assert [r[:2] for r in failed] == [["spec", "scene"]] and needle in failed[0][3]
