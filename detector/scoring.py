@@ -22,7 +22,11 @@ from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_l
 from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
 from ipad_detect.models import unwrapped
+from ipad_detect.models.normal_bank import pixel_clips
 from ipad_detect.models.phase import cycle_phase_error, window_phase_error
+
+
+BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy is made once per so many
 
 
 @torch.no_grad()
@@ -41,20 +45,30 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
     if weight > 0 and bank is None:
         raise ValueError(f"a bank weight of {weight} for a model without a normal bank; train it with a bank_weight above 0")
     due = bank.due_phase(frames) if weight > 0 and bank_at_phase else None  # from its frames, never its labels
-    scores, bins = [], []
+    psnrs, bins, distances = [], [], []
+    queued_tokens, queued_pixels = [], []  # clips waiting for the bank: it is searched BANK_QUERIES at a time
     for first in range(0, len(starts), batch_size):
         batch = torch.stack([to_clip_tensor(frames[s:s + clip_len]) for s in starts[first:first + batch_size]])
         batch = batch.to(device)
         out = model(batch)
-        score = psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy())
-        if weight > 0:
-            due_now = None if due is None else due[centre + np.array(starts[first:first + batch_size])]
-            distance = bank.distance(out.tokens, batch, due_now, pixel_weight).double().cpu().numpy()
-            score = (1 - weight) * score + weight * 10.0 * np.log10(1.0 / np.maximum(distance, 1e-10))
-        scores.append(score)
+        psnrs.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
         if out.phase_logits is not None:
             bins.append(out.phase_logits.float().softmax(dim=1).cpu().numpy())
-    return np.concatenate(scores), (np.concatenate(bins) if bins else None)
+        if weight == 0:
+            continue
+        queued_tokens.append(out.tokens)
+        queued_pixels.append(pixel_clips(batch) if pixel_weight > 0 else None)
+        if sum(map(len, queued_tokens)) >= BANK_QUERIES or first + batch_size >= len(starts):
+            done, now = sum(map(len, distances)), sum(map(len, queued_tokens))
+            due_now = None if due is None else due[centre + np.array(starts[done:done + now])]
+            pixels = torch.cat(queued_pixels) if pixel_weight > 0 else None
+            distances.append(bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight).double().cpu().numpy())
+            queued_tokens, queued_pixels = [], []
+    scores = np.concatenate(psnrs)
+    if weight > 0:
+        bank_db = 10.0 * np.log10(1.0 / np.maximum(np.concatenate(distances), 1e-10))
+        scores = (1 - weight) * scores + weight * bank_db
+    return scores, (np.concatenate(bins) if bins else None)
 
 
 def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: np.ndarray,

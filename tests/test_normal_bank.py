@@ -66,13 +66,13 @@ def test_tokens_and_pixels_weigh_as_a_geometric_mean_at_the_tokens_positions():
     query_tokens[0, :, 0, 0] += 2.0  # token distance 4 at one position
     query = clips[1:2].clone()
     query[:, :, :, 48:, 48:] = -query[:, :, :, 48:, 48:]  # the last of the 4 x 4 token positions changes
-    tokens_alone = bank.distance(query_tokens, query, pixel_weight=0.0).item()
-    pixels_alone = bank.distance(query_tokens, query, pixel_weight=1.0).item()
-    both = bank.distance(query_tokens, query, pixel_weight=0.5).item()
+    tokens_alone = bank.distance(query_tokens, pixel_clips(query), pixel_weight=0.0).item()
+    pixels_alone = bank.distance(query_tokens, pixel_clips(query), pixel_weight=1.0).item()
+    both = bank.distance(query_tokens, pixel_clips(query), pixel_weight=0.5).item()
     assert tokens_alone == pytest.approx(4.0, rel=1e-2) and pixels_alone > 0.5
     assert both == pytest.approx((tokens_alone * pixels_alone) ** 0.5, rel=1e-4)
-    assert bank.distance(normal[1:2], clips[1:2], pixel_weight=0.5).item() < 1e-2
-    with pytest.raises(ValueError, match="pixel weight of 0.5 needs the clips"):
+    assert bank.distance(normal[1:2], pixel_clips(clips[1:2]), pixel_weight=0.5).item() < 1e-2
+    with pytest.raises(ValueError, match="pixel weight of 0.5 needs the pixel clips"):
         bank.distance(query_tokens, None, pixel_weight=0.5)
 
 

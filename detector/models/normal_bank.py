@@ -114,10 +114,10 @@ class NormalBank(nn.Module):
         return align_phase(frame_features(frames), self.reference.cpu().numpy(), float(self.cycle_length))[1]
 
     @torch.no_grad()
-    def distance(self, tokens: Tensor, clips: Tensor | None = None, due: np.ndarray | None = None,
+    def distance(self, tokens: Tensor, pixels: Tensor | None = None, due: np.ndarray | None = None,
                  pixel_weight: float = 0.0, chunk: int = 512) -> Tensor:
-        """[n, T', H', W', C] tokens (with their clips [n, 3, T, H, W] for a pixel weight above 0; and
-        the phase each clip is due at, [n]) -> [n]: the largest over positions of the mean squared
+        """[n, T', H', W', C] tokens (with the `pixel_clips` of their clips for a pixel weight above 0;
+        and the phase each clip is due at, [n]) -> [n]: the largest over positions of the mean squared
         difference per feature to the nearest bank clip (of those within PHASE_TOLERANCE of the due
         phase; the nearest phases if none is), as d_tokens^(1 - w) * d_pixels^w."""
         if self.empty:
@@ -131,10 +131,10 @@ class NormalBank(nn.Module):
         distance = residual.flatten(1).max(dim=1).values
         if pixel_weight == 0:
             return distance
-        if clips is None or self.pixels.numel() == 0:
-            raise ValueError(f"a pixel weight of {pixel_weight} needs the clips beside their tokens and a bank "
-                             f"fit with pixel clips; use a pixel_weight of 0 for a bank of tokens alone")
-        on_pixels = _nearest_residual(pixel_clips(clips), self.pixels, allowed, chunk)
+        if pixels is None or self.pixels.numel() == 0:
+            raise ValueError(f"a pixel weight of {pixel_weight} needs the pixel clips beside their tokens and a "
+                             f"bank fit with pixel clips; use a pixel_weight of 0 for a bank of tokens alone")
+        on_pixels = _nearest_residual(pixels.float(), self.pixels, allowed, chunk)
         on_grid = F.adaptive_avg_pool2d(on_pixels[:, None], residual.shape[1:])[:, 0]  # the tokens' positions
         pixel_distance = on_grid.flatten(1).max(dim=1).values
         logs = (1 - pixel_weight) * distance.clamp_min(1e-10).log() + pixel_weight * pixel_distance.clamp_min(1e-10).log()
