@@ -41,10 +41,10 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
     starts = list(clip_starts(len(frames), clip_len, 1))
     model.eval()
     bank = getattr(unwrapped(model), "normal_bank", None)
-    weight = bank_weight
-    if weight > 0 and bank is None:
-        raise ValueError(f"a bank weight of {weight} for a model without a normal bank; train it with a bank_weight above 0")
-    due = bank.due_phase(frames) if weight > 0 and bank_at_phase else None  # from its frames, never its labels
+    if bank_weight > 0 and bank is None:
+        raise ValueError(f"a bank weight of {bank_weight} for a model without a normal bank; "
+                         f"train it with a bank_weight above 0")
+    due = bank.due_phase(frames) if bank_weight > 0 and bank_at_phase else None  # from its frames, never its labels
     psnrs, bins, distances = [], [], []
     queued_tokens, queued_pixels = [], []  # clips waiting for the bank: it is searched BANK_QUERIES at a time
     for first in range(0, len(starts), batch_size):
@@ -54,7 +54,7 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
         psnrs.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
         if out.phase_logits is not None:
             bins.append(out.phase_logits.float().softmax(dim=1).cpu().numpy())
-        if weight == 0:
+        if bank_weight == 0:
             continue
         queued_tokens.append(out.tokens)
         queued_pixels.append(pixel_clips(batch) if pixel_weight > 0 else None)
@@ -65,9 +65,9 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
             distances.append(bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight).double().cpu().numpy())
             queued_tokens, queued_pixels = [], []
     scores = np.concatenate(psnrs)
-    if weight > 0:
+    if bank_weight > 0:
         bank_db = 10.0 * np.log10(1.0 / np.maximum(np.concatenate(distances), 1e-10))
-        scores = (1 - weight) * scores + weight * bank_db
+        scores = (1 - bank_weight) * scores + bank_weight * bank_db
     return scores, (np.concatenate(bins) if bins else None)
 
 

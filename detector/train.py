@@ -201,6 +201,11 @@ def _check_resumable(checkpoint: Path, kind: str, config: ModelConfig, info: dic
     return int(description["epoch"])
 
 
+def _diverged(where: str, lr: float, last_good: Path | None) -> ValueError:
+    kept = f"the last good checkpoint is {last_good}" if last_good is not None else "no checkpoint was written"
+    return ValueError(f"training diverged {where} at learning rate {lr}; {kept}. Lower --lr and train again")
+
+
 def _resume_point(out: Path) -> Path | None:
     """The newest checkpoint of a run folder that loads whole; a damaged newer one (a truncated
     file, a disk that filled up) is skipped with a warning, so the run goes on from the last good epoch."""
@@ -390,9 +395,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             parts = core.loss(output, clips, phase_target)
             loss = parts["total"]
             if not torch.isfinite(loss):  # stop before a step spoils the weights; no checkpoint of them
-                kept = f"the last good checkpoint is {path}" if path is not None else "no checkpoint was written"
-                raise ValueError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
-                                 f"{loss.item()} at learning rate {options.lr}; {kept}. Lower --lr and train again")
+                raise _diverged(f"at epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}", options.lr, path)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -406,9 +409,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             for buffer in core.buffers():
                 dist.broadcast(buffer, src=0)
         if not all(bool(torch.isfinite(p).all()) for p in core.parameters()):  # the epoch's last step diverged
-            kept = f"the last good checkpoint is {path}" if path is not None else "no checkpoint was written"
-            raise ValueError(f"training diverged in epoch {epoch + 1}: its weights are no longer finite at learning "
-                             f"rate {options.lr}; {kept}. Lower --lr and train again")
+            raise _diverged(f"in epoch {epoch + 1}: its weights are no longer finite", options.lr, path)
         if epoch + 1 == options.epochs:  # what scoring reads besides the weights, saved below (same on every rank)
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
             fit_normal_bank(core, all_clips, world.device, options.batch_size,
