@@ -42,7 +42,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ipad_detect.checkpoint import Checkpoint, load_checkpoint, resize_buffers_like, save_checkpoint
+from ipad_detect.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ipad_detect.data import DataError, FrameCache, list_scenes, load_scene
 from ipad_detect.evaluate import EvaluationResult
 from ipad_detect.kinds import REFERENCE_KINDS
@@ -197,10 +197,13 @@ def load_adapted(adapter_dir: Path | str, pretrained: Path | str | None = None,
     model = PeftModel.from_pretrained(base.model, str(adapter_dir)).to(device).eval()
     if (adapter_dir / FITTED_BUFFERS).is_file():
         fitted = model.get_base_model()
-        resize_buffers_like(fitted, adapter_dir / FITTED_BUFFERS)
+        buffers = dict(fitted.named_buffers())
         for name, value in load_file(str(adapter_dir / FITTED_BUFFERS), device=str(device)).items():
+            if name not in buffers:
+                raise ValueError(f"{adapter_dir / FITTED_BUFFERS} holds {name!r}, which the pretrained model lacks")
             owner, _, attribute = name.rpartition(".")
-            getattr(fitted.get_submodule(owner) if owner else fitted, attribute).copy_(value)
+            # replaced whole: a bank refit on the real scene has its own number of clips
+            setattr(fitted.get_submodule(owner) if owner else fitted, attribute, value.to(buffers[name].dtype))
     return Checkpoint(path=adapter_dir, kind=base.kind, config=base.config, epoch=info.get("epochs", 0),
                       model=model, info={**base.info, **info.get("checkpoint_info", {})})
 
