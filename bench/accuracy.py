@@ -242,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("bench_out/accuracy"),
                         help="folder for the renders, runs and results (default bench_out/accuracy)")
-    parser.add_argument("--quick", action="store_true", help="2 scenes and 1/3 of the training budget")
+    parser.add_argument("--quick", action="store_true", help="2 scenes (A01, A02) and half the training budget")
     parser.add_argument("--validation", action="store_true", help="the validation scenes V01-V04 instead")
     parser.add_argument("--scenes", default=None, help="comma list of scene names from bench/scenes (overrides)")
     parser.add_argument("--clips", type=int, default=None,
