@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -83,8 +84,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
     if (out / spec.name).exists():
         raise UsageError(f"{out / spec.name} already exists; remove it or choose another --scene-name")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be written ({e.strerror or e}); give a writable folder") from None
     from .render.run import render_scene
-    path = render_scene(spec, out, progress=not args.quiet)
+    try:
+        path = render_scene(spec, out, progress=not args.quiet)
+    except FileExistsError as e:  # an unfinished render of another spec in the way (the message says how to clear it)
+        raise UsageError(str(e)) from None
     print(f"wrote scene {spec.name} ({spec.train_videos} training, {spec.test_videos} testing "
           f"videos) to {path}")
     return 0

@@ -238,3 +238,16 @@ def test_interrupted_render_resumes_to_the_same_result(tmp_path):
         for split in ("training", "testing"):
             np.testing.assert_array_equal(frames(cut / split / "frames" / v),
                                           frames(whole / split / "frames" / v))
+
+
+def test_an_output_under_a_file_and_an_unfinished_render_of_another_spec_are_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    assert main(BASE + ["--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    stage = tmp_path / "o" / ".S.partial"
+    stage.mkdir(parents=True)
+    (stage / "scene.json").write_text('{"spec": {"name": "other"}}')
+    assert main(BASE + ["--out", str(tmp_path / "o"), "--scene-name", "S"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an unfinished render of a different spec; remove it to start over" in err and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "keep me" and (stage / "scene.json").is_file()
