@@ -187,14 +187,17 @@ def reconstruction_summary(recon: float, static: float, lit_static: float | None
 
 
 def _check_writable(path: Path, flag: str, folder: bool) -> None:
-    """Refuse an output that cannot be written before any work is spent on it: a folder (`folder`)
-    or a file's folder is created if need be and must take a file; a file must not be a folder."""
-    where = path if folder else path.parent
+    """Refuse an output that cannot be written before any work is spent on it, creating nothing:
+    its nearest existing folder must take a file; a file must not be a folder, a folder not a file."""
     if not folder and path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path} cannot be written ({existing} is a file, not a folder); give a writable place")
     try:
-        where.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=where):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise UsageError(f"{flag} {path} cannot be written ({error.strerror or error}); give a writable place")
@@ -248,6 +251,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
                                  cycle_length=args.cycle_length, phase_weight=args.phase_weight,
                                  batch_size=args.batch_size, device=device, progress=not args.quiet)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.to_json(), indent=1))
     auc = "n/a (one class only)" if result.auc is None else f"{100 * result.auc:.1f}%"
     print(f"{args.scene}: frame AUC {auc} ({checkpoint.kind}, {checkpoint.config.name}, norm {result.norm}, "
