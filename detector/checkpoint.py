@@ -106,13 +106,21 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 
 
 def _running(pid: int) -> bool:
+    """Whether process `pid` runs. A zombie (killed, not yet reaped: a container's init may never
+    reap it) does not: its lock or temporary is stale."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
+        pass
+    if not Path("/proc/self").exists():  # no procfs: a zombie cannot be told apart
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # it ended meanwhile
+    return state != "Z"
 
 
 def read_description(path: Path) -> dict:

@@ -51,13 +51,21 @@ def write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _running(pid: int) -> bool:
+    """Whether process `pid` runs. A zombie (killed, not yet reaped: a container's init may never
+    reap it) does not: its lock or temporary is stale."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
+        pass
+    if not Path("/proc/self").exists():  # no procfs: a zombie cannot be told apart
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # it ended meanwhile
+    return state != "Z"
 
 
 def stage_dir(out_root: Path, scene: str) -> Path:
