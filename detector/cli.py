@@ -103,11 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
 
     score = verbs.add_parser("score", help="per-frame anomaly scores of one video (CSV + PNG curve)",
-                             description="Score one video folder of frames (000.jpg, 001.jpg, …). Writes "
+                             description="Score one video: a folder of frames (000.jpg, 001.jpg, …) or a video file. Writes "
                                          "per-frame scores as CSV and a score curve PNG; anomalous frames "
                                          "are shaded when labels are found next to the video in the layout.")
-    score.add_argument("video", type=Path, metavar="FRAME_DIR",
-                       help="folder of frames, e.g. <root>/<scene>/testing/frames/01")
+    score.add_argument("video", type=Path, metavar="VIDEO",
+                       help="folder of frames, e.g. <root>/<scene>/testing/frames/01, or a video file (mp4, avi, "
+                            "mkv, … anything opencv opens)")
     score.add_argument("--checkpoint", required=True, type=Path,
                        help="checkpoint folder, or a run folder (its newest epoch)")
     score.add_argument("--phase-weight", type=float, default=None,
@@ -161,6 +162,25 @@ def _add_adaptation_verbs(verbs) -> None:
     estimate.add_argument("--out", type=Path, default=Path("estimated_period"),
                           help="folder for <scene>/training/period/<NN>.npy and estimate.json "
                                "(default estimated_period)")
+
+    importer = verbs.add_parser(
+        "import", help="video files into the IPAD layout (numbered JPEG frames)",
+        description="Decode video files (anything opencv-python's VideoCapture opens) and write each as the "
+                    "next video of <data>/<scene>/<split>/frames/<NN>/ (frames 000.jpg, 001.jpg, …), at a "
+                    "constant frame rate, cropped and resized. What was done goes to <data>/<scene>/imported.json.")
+    importer.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files, in order")
+    importer.add_argument("--data", type=Path, default=Path("."), help="dataset root to write into (default .)")
+    importer.add_argument("--scene", required=True, help="scene name: one folder under --data, e.g. R05")
+    importer.add_argument("--split", required=True, choices=("training", "testing"),
+                          help="training (normal footage) or testing")
+    importer.add_argument("--fps", type=float, default=None,
+                          help="frame rate to resample to by timestamps (default: the file's own; a variable "
+                               "frame rate is resampled to its median rate)")
+    importer.add_argument("--size", type=int, default=256,
+                          help="frames are resized to SIZE x SIZE pixels (default 256, as the IPAD release)")
+    importer.add_argument("--crop", default=None, metavar="X,Y,W,H",
+                          help="rectangle of the picture to keep, in source pixels, before resizing")
+    importer.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = verbs.add_parser(
         "report", help="tables (like the paper's 2, 3, 4) and score curves from evaluation JSON",
@@ -265,7 +285,7 @@ def _run_score(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ipad_detect.checkpoint import load_checkpoint
-    from ipad_detect.data import load_scene, read_frames, video_from_frame_dir
+    from ipad_detect.data import load_scene, video_from_frame_dir
     from ipad_detect.evaluate import combine_scores, frame_auc, trim_labels
     from ipad_detect.plots import plot_score_curve
     from ipad_detect.scoring import resolve_cycle_length, score_video
@@ -282,7 +302,7 @@ def _run_score(args: argparse.Namespace) -> None:
         if (scene_dir / "training" / "frames").is_dir():
             training = load_scene(scene_dir.parent, video.scene, splits=("training",)).training
     length = resolve_cycle_length(args.cycle_length, training, checkpoint, video.scene)
-    frames = read_frames(video.frame_paths, config.image_size)
+    frames = video.read(config.image_size)
     values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, length,
                                 args.batch_size, device)
     weight = config.phase_score_weight if args.phase_weight is None else args.phase_weight
@@ -365,6 +385,26 @@ def _run_estimate_period(args: argparse.Namespace) -> None:
     print(f"wrote {result.period_dir} and {result.period_dir.parent.parent / 'estimate.json'}")
 
 
+def _run_import(args: argparse.Namespace) -> None:
+    from ipad_detect.data import check_scene_name
+    from ipad_detect.footage import Crop
+    from ipad_detect.ingest import import_footage
+
+    check_scene_name(args.scene)
+    crop = Crop.parse(args.crop) if args.crop is not None else None
+    for video in args.videos:
+        if not video.is_file():
+            raise UsageError(f"video file {video} does not exist")
+    _check_writable(args.data / args.scene, "--data", folder=True)
+    done = import_footage(args.videos, args.data, args.scene, args.split, args.size, args.fps, crop,
+                          progress=not args.quiet)
+    for entry in done:
+        print(f"{Path(entry.source).name} -> {args.data / args.scene / args.split / 'frames' / entry.video}: "
+              f"{entry.frames} frames at {entry.fps:g} fps, {entry.size}x{entry.size}"
+              + (f" ({entry.note})" if entry.note else ""))
+    print(f"wrote {len(done)} video(s); record in {args.data / args.scene / 'imported.json'}")
+
+
 def _run_report(args: argparse.Namespace) -> None:
     from ipad_detect.report import make_report
 
@@ -397,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_estimate_period(args)
         elif args.verb == "report":
             _run_report(args)
+        elif args.verb == "import":
+            _run_import(args)
         else:
             _run_score(args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:

@@ -8,6 +8,13 @@ Layout (DESIGN.md, "The data contract")::
     <root>/<scene>/{training,testing}/period/<NN>.npy   ours: per frame cycle index and phase
     <root>/<scene>/{training,testing}/meta/<NN>.json    ours: cycle boundaries, anomalies
 
+A video may also be a file in its folder's place, `<split>/frames/<NN>.mp4` (any file opencv's
+VideoCapture opens, footage.py): its frames are decoded when first used, every one as it is.
+
+The IPAD authors' evaluation code reads one array `<scene>/frame_labels_<scene>.npy` of shape
+(1, all test frames joined in sorted video order) instead of `test_label/`; a scene that has only
+that file is read too, split by the test videos' frame counts.
+
 Real IPAD label arrays are sometimes longer or shorter than their video. We warn, naming the
 video, and align: a longer array is truncated to the number of frames, a shorter one is padded
 by repeating its last value (the state at the end of the video continues).
@@ -29,6 +36,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ipad_detect.footage import VIDEO_SUFFIXES, count_frames, decode_video, is_video_file
+
 SPLITS = ("training", "testing")
 FRAME_NAME = re.compile(r"^(\d{3,})\.jpg$")
 
@@ -44,19 +53,31 @@ class Video:
     scene: str
     split: str
     name: str  # the frame folder name, e.g. "01"
-    frame_paths: list[Path]
+    frame_paths: list[Path]  # empty for a video file
     labels: np.ndarray | None = None  # uint8 [N], 1 = anomalous; testing videos only
     phase: np.ndarray | None = None  # float [N] in [0, 1)
     cycle: np.ndarray | None = None  # int [N]
     meta: dict | None = None
+    file: Path | None = None  # a video file in place of the frame folder
+    file_frames: int = 0  # ... and how many frames it decodes to
 
     @property
     def num_frames(self) -> int:
-        return len(self.frame_paths)
+        return self.file_frames if self.file is not None else len(self.frame_paths)
 
     @property
     def frame_dir(self) -> Path:
-        return self.frame_paths[0].parent
+        """Where the video is: its frame folder, or its file."""
+        return self.file if self.file is not None else self.frame_paths[0].parent
+
+    def read(self, image_size: int) -> np.ndarray:
+        """Its frames, uint8 [N, image_size, image_size, 3]."""
+        if self.file is None:
+            return read_frames(self.frame_paths, image_size)
+        frames = decode_video(self.file, image_size, resample=False).frames
+        if len(frames) != self.file_frames:
+            raise DataError(f"{self.file} decoded to {len(frames)} frames, {self.file_frames} when counted")
+        return frames
 
     def __str__(self) -> str:
         return f"{self.scene}/{self.split}/frames/{self.name}"
@@ -108,10 +129,9 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
                 f"split folder {frames_dir} does not exist (expected <root>/<scene>/{split}/frames/<NN>/); "
                 f"scenes under {root}: {existing}"
             )
-        video_dirs = sorted(p for p in frames_dir.iterdir() if p.is_dir())
-        if not video_dirs:
-            raise DataError(f"empty scene: {frames_dir} holds no video folders (expected 01, 02, …)")
-        videos = [_read_video(scene_dir, scene, split, d) for d in video_dirs]
+        videos = [_read_video(scene_dir, scene, split, d) for d in _video_entries(frames_dir)]
+        if split == "testing" and not (scene_dir / "test_label").is_dir():
+            _read_release_labels(scene_dir, videos)
         if split == "training":
             result.training = videos
         else:
@@ -119,27 +139,61 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
     return result
 
 
-def video_from_frame_dir(frame_dir: Path | str) -> Video:
-    """One video folder, with the labels, period and meta found next to it in the layout.
+def _video_entries(frames_dir: Path) -> list[Path]:
+    """The videos of a split: frame folders and video files, in name order; one of each name is
+    ambiguous."""
+    entries = sorted(p for p in frames_dir.iterdir()
+                     if p.is_dir() or (p.is_file() and is_video_file(p) and not p.name.startswith(".")))
+    if not entries:
+        raise DataError(f"empty scene: {frames_dir} holds no video folders or files (expected 01/, 02/, … "
+                        f"or 01.mp4, 02.mp4, …)")
+    stems = [p.stem if p.is_file() else p.name for p in entries]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise DataError(f"{frames_dir} holds video {twice[0]} twice (a folder and a file, or two files); "
+                        f"keep one")
+    return sorted(entries, key=lambda p: p.stem if p.is_file() else p.name)
 
-    `<scene>/<split>/frames/<NN>` is read like `load_scene` reads it; a folder outside the
-    layout is read as bare frames (no labels).
+
+def video_from_frame_dir(frame_dir: Path | str) -> Video:
+    """One video folder or video file, with the labels, period and meta found next to it in the
+    layout.
+
+    `<scene>/<split>/frames/<NN>` (or `<NN>.mp4`) is read like `load_scene` reads it; a folder or
+    file outside the layout is read as bare frames (no labels).
     """
     frame_dir = Path(frame_dir).resolve()
-    if not frame_dir.is_dir():
-        raise DataError(f"{frame_dir} is not a folder of frames; pass a video folder such as "
-                        f"<root>/<scene>/testing/frames/01 holding 000.jpg, 001.jpg, …")
+    is_file = frame_dir.is_file() and is_video_file(frame_dir)
+    if not frame_dir.is_dir() and not is_file:
+        raise DataError(f"{frame_dir} is not a folder of frames or a video file; pass a video folder such as "
+                        f"<root>/<scene>/testing/frames/01 holding 000.jpg, 001.jpg, …, or a video file "
+                        f"({', '.join(VIDEO_SUFFIXES)})")
     split_dir = frame_dir.parent.parent
-    if frame_dir.parent.name == "frames" and split_dir.name in SPLITS and frame_dir.name.isdigit():
-        return _read_video(split_dir.parent, split_dir.parent.name, split_dir.name, frame_dir)
-    return Video(scene="", split="", name=frame_dir.name, frame_paths=_frame_paths(frame_dir))
+    name = frame_dir.stem if is_file else frame_dir.name
+    if frame_dir.parent.name == "frames" and split_dir.name in SPLITS and name.isdigit():
+        video = _read_video(split_dir.parent, split_dir.parent.name, split_dir.name, frame_dir)
+        if split_dir.name == "testing" and video.labels is None:
+            siblings = [_read_video(split_dir.parent, split_dir.parent.name, "testing", p)
+                        for p in _video_entries(frame_dir.parent)]
+            _read_release_labels(split_dir.parent, siblings)
+            video.labels = next(v.labels for v in siblings if v.name == video.name)
+        return video
+    if is_file:
+        return Video(scene="", split="", name=name, frame_paths=[], file=frame_dir,
+                     file_frames=count_frames(frame_dir))
+    return Video(scene="", split="", name=name, frame_paths=_frame_paths(frame_dir))
 
 
-def _read_video(scene_dir: Path, scene: str, split: str, video_dir: Path) -> Video:
-    name = video_dir.name
+def _read_video(scene_dir: Path, scene: str, split: str, entry: Path) -> Video:
+    name = entry.stem if entry.is_file() else entry.name
     if not name.isdigit():
-        raise DataError(f"video folder {video_dir} is not numbered; allowed: 01, 02, … (digits only)")
-    video = Video(scene=scene, split=split, name=name, frame_paths=_frame_paths(video_dir))
+        kind = "file" if entry.is_file() else "folder"
+        raise DataError(f"video {kind} {entry} is not numbered; allowed: 01, 02, … (digits only)")
+    if entry.is_file():
+        video = Video(scene=scene, split=split, name=name, frame_paths=[], file=entry,
+                      file_frames=count_frames(entry))
+    else:
+        video = Video(scene=scene, split=split, name=name, frame_paths=_frame_paths(entry))
     if split == "testing":
         video.labels = _read_labels(scene_dir / "test_label" / f"{int(name):03d}.npy", video)
     period_file = scene_dir / split / "period" / f"{name}.npy"
@@ -168,6 +222,32 @@ def _frame_paths(video_dir: Path) -> list[Path]:
             f"first missing index: {missing[0]:03d}"
         )
     return [numbered[i] for i in range(len(numbered))]
+
+
+def release_labels_path(scene_dir: Path) -> Path:
+    """Where the IPAD authors' evaluation code looks for a scene's frame labels."""
+    return scene_dir / f"frame_labels_{scene_dir.name}.npy"
+
+
+def _read_release_labels(scene_dir: Path, videos: list[Video]) -> None:
+    """Labels of the test videos from `frame_labels_<scene>.npy` (shape (1, all test frames), in
+    sorted video order), when the scene has no `test_label/`."""
+    path = release_labels_path(scene_dir)
+    if not path.is_file():
+        return
+    try:
+        joined = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"label file {path} cannot be read as a numpy array ({error})") from None
+    joined = joined.reshape(-1)
+    total = sum(v.num_frames for v in videos)
+    if len(joined) != total:
+        raise DataError(f"label file {path} has {len(joined)} entries but the {len(videos)} test videos have "
+                        f"{total} frames together; it must hold one label per test frame, videos in name order")
+    start = 0
+    for video in videos:
+        video.labels = joined[start:start + video.num_frames].astype(np.uint8)
+        start += video.num_frames
 
 
 def _read_labels(path: Path, video: Video) -> np.ndarray | None:
@@ -288,7 +368,7 @@ class FrameCache:
     def get(self, video: Video) -> np.ndarray:
         key = str(video.frame_dir)
         if key not in self._frames:
-            self._frames[key] = read_frames(video.frame_paths, self.image_size)
+            self._frames[key] = video.read(self.image_size)
         return self._frames[key]
 
 

@@ -114,6 +114,8 @@ def _check_layout(scene: Path, spec) -> Row:
         problems.append("test_label missing")
     elif labels != want:
         problems.append(f"test_label holds {labels}, expected {want}")
+    elif want:
+        problems += _release_label_problems(scene, want)
     leftovers = [str(p.relative_to(scene)) for p in scene.rglob(".*")]
     if leftovers:
         problems.append(f"leftover temp files: {', '.join(leftovers[:3])}")
@@ -121,6 +123,21 @@ def _check_layout(scene: Path, spec) -> Row:
         return Row("layout", "scene", False, "; ".join(problems))
     return Row("layout", "scene", True,
                f"{spec.train_videos} training + {spec.test_videos} testing videos, no leftovers")
+
+
+def _release_label_problems(scene: Path, label_files: list[str]) -> list[str]:
+    """frame_labels_<scene>.npy must be the test_label files joined in order, shape (1, N)."""
+    path = scene / f"frame_labels_{scene.name}.npy"
+    if not path.is_file():
+        return [f"{path.name} missing"]
+    try:
+        joined = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        return [f"{path.name} cannot be read ({error})"]
+    parts = [np.load(scene / "test_label" / name, allow_pickle=False).reshape(-1) for name in label_files]
+    if joined.shape != (1, sum(len(p) for p in parts)) or not np.array_equal(joined[0], np.concatenate(parts)):
+        return [f"{path.name} (shape {joined.shape}) is not test_label/ joined in video order"]
+    return []
 
 
 def _check_frames(v: _Video, resolution: int) -> Row:

@@ -198,6 +198,14 @@ class SceneWriter:
         write_json(self.stage / split / "meta" / f"{name}.json", meta)  # last: marks it done
         return True
 
+    def _write_release_labels(self) -> None:
+        """`frame_labels_<scene>.npy` as the IPAD authors' evaluation code reads it: shape (1, N), every
+        test video's labels joined in sorted video order."""
+        files = sorted((self.stage / "test_label").glob("[0-9]*.npy"))
+        if files:
+            joined = np.concatenate([np.load(f, allow_pickle=False).reshape(-1) for f in files])
+            write_npy(self.stage / f"frame_labels_{self.final.name}.npy", joined[None].astype(np.uint8))
+
     def commit(self) -> Path:
         """Rename the complete staging folder to the scene folder. Temp files an interrupted
         writer left behind go first; a commit that lost a race to another process is fine."""
@@ -205,6 +213,7 @@ class SceneWriter:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(self.stage / ".work", ignore_errors=True)
         shutil.rmtree(self.stage / ".locks", ignore_errors=True)
+        self._write_release_labels()
         try:
             os.replace(self.stage, self.final)
         except OSError:

@@ -21,7 +21,7 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("verb, option", [("train", "--max-clips"), ("pretrain", "comma list"),
-                                           ("evaluate", "--norm {scene,video}"), ("score", "FRAME_DIR")])
+                                           ("evaluate", "--norm {scene,video}"), ("score", "VIDEO"), ("import", "--crop X,Y,W,H")])
 def test_every_verb_has_help(verb, option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([verb, "--help"])

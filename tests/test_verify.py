@@ -1,6 +1,8 @@
 """`ipadgen verify`: passes on a rendered scene, fails (exit 1, names the problem) on tampered
 copies. Real Blender renders: lifter, 48 px, 3 fps, 2 cycles."""
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,29 @@ def test_a_scene_json_that_is_not_an_object_fails_the_spec_check(tmp_path, capsy
     assert main(["verify", str(tmp_path / "S")]) == 1
     failed = _failures(capsys.readouterr().out)
     assert [r[:2] for r in failed] == [["spec", "scene"]] and needle in failed[0][3]
+
+
+def test_the_release_label_file_is_test_label_joined_and_the_detector_reads_it_alone(copy, tmp_path, capsys):
+    joined = np.load(copy / "frame_labels_V.npy")
+    parts = [np.load(copy / "test_label" / f"00{i}.npy") for i in (1, 2)]
+    assert joined.shape == (1, sum(map(len, parts))) and np.array_equal(joined[0], np.concatenate(parts))
+    release = tmp_path / "release"  # as the IPAD authors' code reads it: no test_label/
+    shutil.copytree(copy, release / "V")
+    shutil.rmtree(release / "V" / "test_label")
+
+    def detect(*args):  # its own process: torch's extensions must not load beside a rendering bpy
+        done = subprocess.run([sys.executable, "-m", "ipad_detect.cli", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run = tmp_path / "run"
+    detect("train", "--data", str(copy.parent), "--scene", "V", "--config", "tiny", "--model", "clip-nn",
+           "--out", str(run), "--quiet")
+    aucs = [detect("evaluate", "--data", str(root), "--scene", "V", "--checkpoint", str(run), "--out",
+                   str(tmp_path / f"{i}.json"), "--quiet").split("frame AUC ")[1].split()[0]
+            for i, root in enumerate((copy.parent, release))]
+    assert aucs[0] == aucs[1] and aucs[0].endswith("%"), aucs
+    joined[0, 3] ^= 1  # out of step with test_label/
+    np.save(copy / "frame_labels_V.npy", joined)
+    assert main(["verify", str(copy), "--no-render"]) == 1
+    assert "frame_labels_V.npy (shape" in capsys.readouterr().out
