@@ -163,6 +163,32 @@ def _add_adaptation_verbs(verbs) -> None:
                           help="folder for <scene>/training/period/<NN>.npy and estimate.json "
                                "(default estimated_period)")
 
+    calibrate = verbs.add_parser(
+        "calibrate", help="an alarm threshold from normal footage, for a false-alarm rate",
+        description="Choose the anomaly-score threshold of `watch` from normal footage alone: held-out normal "
+                    "videos (--normal), else the scene's training videos, each scored against a normal bank "
+                    "refit without it. The threshold is the lowest at which that footage raises at most the "
+                    "allowed false alarms (an alarm: --min-duration seconds above it). Written as "
+                    "threshold.json beside the checkpoint; where the scene has labelled test videos, their "
+                    "precision and recall at it are printed.")
+    calibrate.add_argument("--checkpoint", required=True, type=Path,
+                           help="checkpoint folder, or a run folder (its newest epoch)")
+    calibrate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
+    calibrate.add_argument("--scene", required=True, help="scene name under --data")
+    calibrate.add_argument("--normal", nargs="+", type=Path, default=None, metavar="VIDEO",
+                           help="held-out normal videos (frame folders or video files) instead of leaving "
+                                "training videos out")
+    calibrate.add_argument("--false-alarms-per-hour", type=float, default=1.0,
+                           help="false alarms an hour of normal running may raise (default 1)")
+    calibrate.add_argument("--min-duration", type=float, default=0.5,
+                           help="seconds above the threshold that make an alarm (default 0.5)")
+    calibrate.add_argument("--fps", type=float, default=None,
+                           help="frame rate of the footage (default: the scene's scene.json or imported.json)")
+    calibrate.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                           help="where to run (default: cuda when available, else cpu)")
+    calibrate.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bars")
+
     importer = verbs.add_parser(
         "import", help="video files into the IPAD layout (numbered JPEG frames)",
         description="Decode video files (anything opencv-python's VideoCapture opens) and write each as the "
@@ -385,6 +411,60 @@ def _run_estimate_period(args: argparse.Namespace) -> None:
     print(f"wrote {result.period_dir} and {result.period_dir.parent.parent / 'estimate.json'}")
 
 
+def _scene_fps(scene_dir: Path) -> float | None:
+    """The frame rate a scene records: ipadgen's scene.json, or the first imported video's."""
+    for name, read in (("scene.json", lambda d: d["spec"]["fps"]),
+                       ("imported.json", lambda d: next(iter(d.values()))[0]["fps"])):
+        try:
+            return float(read(json.loads((scene_dir / name).read_text())))
+        except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration):
+            continue
+    return None
+
+
+def _run_calibrate(args: argparse.Namespace) -> None:
+    from ipad_detect.calibrate import Threshold, anomaly_scores, choose_threshold, normal_scores, test_quality
+    from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.data import FrameCache, load_scene, video_from_frame_dir
+    from ipad_detect.evaluate import trim_labels
+
+    if not args.false_alarms_per_hour >= 0:
+        raise UsageError(f"--false-alarms-per-hour {args.false_alarms_per_hour} is not allowed; give 0 or more")
+    if not args.min_duration > 0:
+        raise UsageError(f"--min-duration {args.min_duration} is not allowed; give a positive number of seconds")
+    device = _device(args)
+    scene = load_scene(args.data, args.scene, splits=("training",))
+    fps = args.fps or _scene_fps(args.data / args.scene)
+    if fps is None or fps <= 0:
+        raise UsageError(f"the frame rate of {args.data / args.scene} is not recorded (no scene.json or "
+                         f"imported.json with one); give --fps")
+    held_out = [video_from_frame_dir(p) for p in args.normal or []]
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    _check_writable(checkpoint.path / "threshold.json", "--checkpoint", folder=False)
+    scores, source = normal_scores(checkpoint, scene.training, held_out, args.batch_size, device, not args.quiet)
+    frames = sum(len(s) for s in scores)
+    allowed = int(args.false_alarms_per_hour * frames / fps / 3600)
+    min_frames = max(1, round(args.min_duration * fps))
+    value, alarms = choose_threshold(scores, allowed, min_frames)
+    threshold = Threshold(value, min_frames, fps, args.false_alarms_per_hour, frames, alarms, source, checkpoint.kind)
+    testing_dir = args.data / args.scene / "testing" / "frames"
+    testing = load_scene(args.data, args.scene, splits=("testing",)).testing if testing_dir.is_dir() else []
+    labelled = [v for v in testing if v.labels is not None]
+    if labelled:
+        checkpoint = load_checkpoint(args.checkpoint, device)  # the bank as trained, not as refit above
+        cache = FrameCache(checkpoint.config.image_size)
+        test_quality(threshold, [anomaly_scores(checkpoint, cache.get(v), args.batch_size, device) for v in labelled],
+                     [trim_labels(v.labels, checkpoint.config.clip_len) for v in labelled])
+    path = threshold.save(checkpoint.path)
+    print(f"threshold {value:.4g} (anomaly score; an alarm is {min_frames} frames above it at {fps:g} fps), from "
+          f"{frames} frames of {source}")
+    print(f"expected false alarms: {threshold.expected_rate()}; asked at most {args.false_alarms_per_hour:g} per hour")
+    if labelled:
+        print(f"on the {len(labelled)} labelled test videos: precision {threshold.precision:.3f}, recall "
+              f"{threshold.recall:.3f} (frames), anomalies found {threshold.anomalies_found}")
+    print(f"wrote {path}")
+
+
 def _run_import(args: argparse.Namespace) -> None:
     from ipad_detect.data import check_scene_name
     from ipad_detect.footage import Crop
@@ -439,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_report(args)
         elif args.verb == "import":
             _run_import(args)
+        elif args.verb == "calibrate":
+            _run_calibrate(args)
         else:
             _run_score(args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:
