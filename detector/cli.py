@@ -189,6 +189,33 @@ def _add_adaptation_verbs(verbs) -> None:
     calibrate.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8)")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    watch = verbs.add_parser(
+        "watch", help="score a video file, camera or stream online and raise alarms",
+        description="Score SOURCE frame by frame as it arrives (a video file, a camera index such as 0, or an "
+                    "RTSP/HTTP URL), with the threshold of `ipad-detect calibrate` (threshold.json beside the "
+                    "checkpoint) or --threshold. An alarm is reported when the score stays above it for the "
+                    "calibrated minimum duration; each alarm is written as a contact sheet. A stalled or "
+                    "dropped stream is reopened; Ctrl-C ends with a summary.")
+    watch.add_argument("source", metavar="SOURCE", help="video file, camera index (0, 1, …) or stream URL")
+    watch.add_argument("--checkpoint", required=True, type=Path,
+                       help="checkpoint folder, or a run folder (its newest epoch)")
+    watch.add_argument("--threshold", type=float, default=None,
+                       help="anomaly score above which frames alarm (default: the calibrated threshold.json)")
+    watch.add_argument("--min-frames", type=int, default=None,
+                       help="frames above the threshold that make an alarm (default: the calibrated one, else 5)")
+    watch.add_argument("--out", type=Path, default=None,
+                       help="append every scored frame and every alarm to this file as JSON lines")
+    watch.add_argument("--alarms", type=Path, default=Path("alarms"),
+                       help="folder for one contact sheet PNG per alarm (default alarms)")
+    watch.add_argument("--realtime", action="store_true",
+                       help="never fall behind the source: clips that arrive while one is scored are dropped "
+                            "(and counted)")
+    watch.add_argument("--every", type=int, default=1, help="score every N-th clip (default 1: every frame)")
+    watch.add_argument("--loop", action="store_true", help="play a video file again from the start at its end")
+    watch.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    watch.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                       help="where to run (default: cuda when available, else cpu)")
+
     importer = verbs.add_parser(
         "import", help="video files into the IPAD layout (numbered JPEG frames)",
         description="Decode video files (anything opencv-python's VideoCapture opens) and write each as the "
@@ -465,6 +492,42 @@ def _run_calibrate(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _run_watch(args: argparse.Namespace) -> None:
+    from ipad_detect.calibrate import Threshold
+    from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.watch import parse_source, watch
+
+    source = parse_source(args.source)
+    for name, value in (("--every", args.every), ("--min-frames", args.min_frames), ("--max-frames", args.max_frames)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
+    if args.out is not None:
+        _check_writable(args.out, "--out", folder=False)
+    _check_writable(args.alarms, "--alarms", folder=True)
+    device = _device(args)
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    if args.threshold is None:
+        threshold = Threshold.load(checkpoint.path)
+        if args.min_frames is not None:
+            threshold.min_frames = args.min_frames
+    else:
+        threshold = Threshold(args.threshold, args.min_frames or 5, 0.0, 0.0, 0, 0, "given on the command line",
+                              checkpoint.kind)
+    args.alarms.mkdir(parents=True, exist_ok=True)
+    print(f"watching {args.source} with threshold {threshold.threshold:.4g} (alarm after {threshold.min_frames} "
+          f"frames above it); Ctrl-C ends", flush=True)
+    out = open(args.out, "a") if args.out is not None else None
+    try:
+        summary = watch(checkpoint, source, threshold, out, args.alarms, args.realtime, args.loop, args.max_frames,
+                        args.every, device, report=lambda line: print(line, flush=True))
+    finally:
+        if out is not None:
+            out.close()
+    print(f"{summary.ended}: {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
+          f"{summary.scored} scored, {summary.dropped} clips dropped to keep up, {summary.reconnects} reconnects, "
+          f"{len(summary.alarms)} alarm(s)" + (f"; sheets in {args.alarms}" if summary.alarms else ""))
+
+
 def _run_import(args: argparse.Namespace) -> None:
     from ipad_detect.data import check_scene_name
     from ipad_detect.footage import Crop
@@ -521,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_import(args)
         elif args.verb == "calibrate":
             _run_calibrate(args)
+        elif args.verb == "watch":
+            _run_watch(args)
         else:
             _run_score(args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:

@@ -1,0 +1,305 @@
+"""`ipad-detect watch`: online scoring of a video file, camera or stream, with alarms.
+
+Frames are scored as they arrive: the last clip of frames (16 for the detector) is all that is
+kept for scoring, so memory stays flat however long the stream runs. Every clip gives the anomaly
+score of its centre frame (the raw score `calibrate` chose its threshold on); an alarm opens when
+the score stays above the threshold for the calibrated minimum duration and closes when it falls
+below, as one event: first and last frame, peak score and frame, and, for a model with a phase
+head, the phase it predicted at the peak. Each alarm's frames are kept, at most SHEET_FRAMES
+evenly spread, and written as a contact sheet.
+
+A live source that stops giving frames (a stalled or dropped stream) is reported and reopened,
+REOPEN_TRIES times with a growing pause; a file ends at its end (or starts again with `loop`).
+With `realtime`, a reader thread reads every frame into the clip as it arrives and the newest clip
+is scored when the previous one is done: the clips in between are dropped (counted; their frames
+stay in the clips around them, so no clip skips time), and the scores never fall behind the
+source. A file is then paced at its own frame rate, as a camera would deliver it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ipad_detect.calibrate import Threshold
+from ipad_detect.checkpoint import Checkpoint
+from ipad_detect.footage import FootageError, open_capture
+from ipad_detect.kinds import REFERENCE_KINDS
+from ipad_detect.scoring import reconstruct_video, score_video
+
+SHEET_FRAMES = 12  # frames of one alarm kept for its contact sheet
+REOPEN_TRIES = 5
+REOPEN_PAUSE_S = 1.0  # doubled after every failed try
+
+
+def parse_source(text: str) -> Path | int | str:
+    """A camera index (digits), a URL (rtsp://, http://, …) or a video file."""
+    if text.isdigit():
+        return int(text)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise FootageError(f"source {text} is not a video file, a camera index (0, 1, …) or a URL (rtsp://…)")
+    return path
+
+
+@dataclass
+class Alarm:
+    start: int
+    end: int
+    peak_score: float
+    peak_frame: int
+    phase: float | None  # the model's predicted phase at the peak, where it has a phase head
+    sheet: str | None = None
+
+    def to_json(self) -> dict:
+        return {"event": "alarm", "start_frame": self.start, "end_frame": self.end, "peak_score": self.peak_score,
+                "peak_frame": self.peak_frame, "phase": self.phase, "sheet": self.sheet}
+
+
+@dataclass
+class Summary:
+    frames: int = 0  # read from the source
+    scored: int = 0
+    dropped: int = 0  # by --realtime
+    reconnects: int = 0
+    alarms: list[Alarm] = field(default_factory=list)
+    seconds: float = 0.0
+    ended: str = "end of the source"
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Reader:
+    """Frames of a source, RGB uint8, with reopening of live sources and, in realtime mode, a thread
+    that keeps only the newest frame."""
+
+    def __init__(self, source: Path | int | str, realtime: bool, loop: bool, report: Callable[[str], None]):
+        import cv2
+
+        self.source, self.realtime, self.loop, self.report = source, realtime, loop, report
+        self.live = not isinstance(source, Path)
+        self.capture = open_capture(source)
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.reconnects = 0
+        self.dropped = 0
+        self.count = 0  # frames read from the source
+
+    def _reopen(self) -> bool:
+        pause = REOPEN_PAUSE_S
+        self.capture.release()
+        for attempt in range(1, REOPEN_TRIES + 1):
+            self.report(f"{self.source}: no frame after frame {self.count} (stream stalled or dropped); "
+                        f"reconnecting, try {attempt} of {REOPEN_TRIES}")
+            time.sleep(pause)
+            try:
+                self.capture = open_capture(self.source)
+            except FootageError:
+                pause *= 2
+                continue
+            self.reconnects += 1
+            return True
+        return False
+
+    def _read(self) -> np.ndarray | None:
+        import cv2
+
+        while True:
+            ok, frame = self.capture.read()
+            if ok:
+                self.count += 1
+                return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if self.live:
+                if not self._reopen():
+                    self.report(f"{self.source}: gave up after {REOPEN_TRIES} tries")
+                    return None
+            elif self.loop and self.count:
+                self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            else:
+                return None
+
+    def clips(self, size: int, clip_len: int, stop: threading.Event) -> Iterator[list[tuple[int, np.ndarray]]]:
+        """The newest `clip_len` frames (index in the source, frame resized to size x size), each time a
+        frame arrives; in realtime mode only when the previous clip is done (the frames between
+        are kept in the clip, but their own clips are dropped and counted)."""
+        import cv2
+
+        recent: deque[tuple[int, np.ndarray]] = deque(maxlen=clip_len)  # all that is kept
+
+        def take() -> bool:
+            frame = self._read()
+            if frame is None:
+                return False
+            recent.append((self.count - 1, cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)))
+            return True
+
+        if not self.realtime:
+            while not stop.is_set() and take():
+                if len(recent) == clip_len:
+                    yield list(recent)
+            return
+        lock, arrived, finished = threading.Lock(), threading.Event(), threading.Event()
+
+        def read_on():
+            start = time.perf_counter()
+            while not stop.is_set():
+                with lock:
+                    if not take():
+                        break
+                arrived.set()
+                if not self.live:  # a file arrives at its frame rate, as from a camera
+                    time.sleep(max(0.0, start + self.count / self.fps - time.perf_counter()))
+            finished.set()
+            arrived.set()
+
+        thread = threading.Thread(target=read_on, daemon=True)
+        thread.start()
+        last = -1
+        while not (finished.is_set() and (not recent or recent[-1][0] == last)):
+            arrived.wait(0.5)
+            arrived.clear()
+            with lock:
+                if len(recent) < clip_len or recent[-1][0] == last:
+                    continue
+                snapshot = list(recent)
+            if last >= 0:
+                self.dropped += snapshot[-1][0] - last - 1
+            last = snapshot[-1][0]
+            yield snapshot
+        stop.set()
+        thread.join(timeout=5)
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class _AlarmState:
+    """Opens an alarm after `min_frames` scores above the threshold, closes it when one falls below."""
+
+    def __init__(self, threshold: Threshold):
+        self.threshold = threshold
+        self.run: list[tuple[int, float, float | None, np.ndarray]] = []  # frames above, until the alarm opens
+        self.open: Alarm | None = None
+        self.sheet: list[np.ndarray] = []
+        self.step, self.seen = 1, 0  # the sheet keeps every step-th frame of the alarm
+
+    def _keep(self, frame: np.ndarray) -> None:
+        if self.seen % self.step == 0:
+            self.sheet.append(frame)
+            if len(self.sheet) > SHEET_FRAMES:  # full: keep every other one, take half as many from now
+                self.sheet, self.step = self.sheet[::2], self.step * 2
+        self.seen += 1
+
+    def update(self, index: int, score: float, phase: float | None, frame: np.ndarray) -> Alarm | None:
+        """The alarm that this frame closes, if any."""
+        if score > self.threshold.threshold:
+            if self.open is None:
+                self.run.append((index, score, phase, frame))
+                if len(self.run) >= self.threshold.min_frames:
+                    first = self.run[0]
+                    peak = max(self.run, key=lambda r: r[1])
+                    self.open = Alarm(first[0], index, peak[1], peak[0], peak[2])
+                    for entry in self.run:
+                        self._keep(entry[3])
+                    self.run = []
+            else:
+                self.open.end = index
+                if score > self.open.peak_score:
+                    self.open.peak_score, self.open.peak_frame, self.open.phase = score, index, phase
+                self._keep(frame)
+            return None
+        self.run = []
+        return self.close()
+
+    def close(self) -> Alarm | None:
+        done, self.open = self.open, None
+        return done
+
+
+def _contact_sheet(frames: list[np.ndarray], path: Path) -> str:
+    from PIL import Image
+
+    strip = np.concatenate(frames, axis=1)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(strip).save(temporary)
+    temporary.replace(path)
+    return str(path)
+
+
+def score_clip(checkpoint: Checkpoint, clip: np.ndarray, device: str | torch.device = "cpu") -> tuple[float, float | None]:
+    """One clip's anomaly score (of its centre frame: minus the normality `score_video` gives) and the
+    phase the model's phase head predicts for it (None without one)."""
+    config = checkpoint.config
+    if checkpoint.kind in REFERENCE_KINDS:
+        normality, _ = score_video(checkpoint.model, checkpoint.kind, config, clip, None, 1, device)
+        return float(-normality[0]), None
+    normality, probs = reconstruct_video(checkpoint.model, clip, config.clip_len, 1, device, config.bank_weight,
+                                         config.bank_at_phase, config.pixel_weight)
+    phase = None if probs is None else float((probs[0].argmax() + 0.5) / config.phase_bins)
+    return float(-normality[0]), phase
+
+
+def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold, out=None,
+          alarm_dir: Path | None = None, realtime: bool = False, loop: bool = False, max_frames: int | None = None,
+          every: int = 1, device: str | torch.device = "cpu", report: Callable[[str], None] = print,
+          on_frame: Callable[[int], None] | None = None) -> Summary:
+    """Score `source` online until it ends, `max_frames` are read, or Ctrl-C; alarms reported as
+    they close (and written as JSON lines to `out`, with every frame's score)."""
+    config = checkpoint.config
+    checkpoint.model.to(device).eval()
+    reader = _Reader(source, realtime, loop, report)
+    state = _AlarmState(threshold)
+    summary = Summary()
+    stop = threading.Event()
+    started = time.perf_counter()
+    centre = config.clip_len // 2
+
+    def closed(alarm: Alarm | None) -> None:
+        if alarm is None:
+            return
+        if alarm_dir is not None and state.sheet:
+            alarm.sheet = _contact_sheet(state.sheet, alarm_dir / f"alarm-{alarm.start:07d}-{alarm.end:07d}.png")
+        state.sheet, state.step, state.seen = [], 1, 0
+        summary.alarms.append(alarm)
+        line = json.dumps(alarm.to_json())
+        report(f"alarm: frames {alarm.start}-{alarm.end}, peak score {alarm.peak_score:.4g} at frame "
+               f"{alarm.peak_frame}" + ("" if alarm.phase is None else f", phase {alarm.phase:.2f}"))
+        if out is not None:
+            out.write(line + "\n")
+            out.flush()
+
+    try:
+        for n, clip in enumerate(reader.clips(config.image_size, config.clip_len, stop)):
+            if on_frame is not None:
+                on_frame(reader.count)
+            if n % every == 0:
+                score, phase = score_clip(checkpoint, np.stack([f for _, f in clip]), device)
+                summary.scored += 1
+                index, frame = clip[centre]
+                closed(state.update(index, score, phase, frame))
+                if out is not None:
+                    out.write(json.dumps({"frame": index, "score": score, "alarm": state.open is not None}) + "\n")
+            if max_frames is not None and reader.count >= max_frames:
+                summary.ended = f"{max_frames} frames read"
+                break
+    except KeyboardInterrupt:
+        summary.ended = "interrupted (Ctrl-C)"
+    finally:
+        stop.set()
+        closed(state.close())
+        reader.close()
+        summary.frames = reader.count
+        summary.seconds = time.perf_counter() - started
+        summary.dropped, summary.reconnects = reader.dropped, reader.reconnects
+    return summary

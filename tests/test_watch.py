@@ -1,0 +1,117 @@
+"""`ipad-detect watch`: alarms on a played mp4 where the labels are, flat memory on a long stream."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import CYCLE_FRAMES, render_frame, write_video
+from ipad_detect.calibrate import Threshold, alarm_spans
+from ipad_detect.checkpoint import load_checkpoint
+from ipad_detect.cli import main
+from ipad_detect.watch import watch
+from test_footage import write_mp4
+
+
+def jittered_phases(num_frames, start, seed):
+    """A cycle of CYCLE_FRAMES frames whose speed drifts by up to 15% (as real machines' cycles do),
+    so that many positions of the square are seen in training."""
+    speed = 1 + 0.15 * np.sin(2 * np.pi * np.arange(num_frames) / 37 + seed)
+    return np.mod(start + np.cumsum(speed) / CYCLE_FRAMES, 1.0)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """Three normal training videos of 8 cycles, clip-nn trained and calibrated on them."""
+    root = tmp_path_factory.mktemp("watch")
+    scene = root / "S01"
+    for v, start in enumerate((0.0, 0.37, 0.71)):
+        write_video(scene, "training", f"{v + 1:02d}", jittered_phases(96, start, v), period_format="structured")
+    run = root / "run"
+    assert main(["train", "--data", str(root), "--scene", "S01", "--config", "tiny", "--model", "clip-nn",
+                 "--out", str(run), "--quiet"]) == 0
+    assert main(["calibrate", "--checkpoint", str(run), "--data", str(root), "--scene", "S01", "--fps", "10",
+                 "--min-duration", "0.3", "--quiet"]) == 0
+    return root, run
+
+
+def played(path, num_frames, red=slice(0, 0), fps=10.0):
+    """An mp4 of the square at normal speed that turns red over `red` frames; its labels."""
+    phases = jittered_phases(num_frames, 0.5, 3)
+    colours = [(235, 30, 30) if red.start <= i < red.stop else (235, 235, 235) for i in range(num_frames)]
+    write_mp4(path, np.stack([render_frame(p, c) for p, c in zip(phases, colours)]), fps)
+    labels = np.zeros(num_frames, np.uint8)
+    labels[red] = 1
+    return labels
+
+
+def test_alarms_of_a_played_mp4_overlap_the_labelled_anomaly(calibrated, tmp_path, capsys):
+    root, run = calibrated
+    mp4 = tmp_path / "red.mp4"
+    labels = played(mp4, 96, red=slice(40, 52))
+    out = tmp_path / "scores.jsonl"
+    assert main(["watch", str(mp4), "--checkpoint", str(run), "--out", str(out), "--alarms",
+                 str(tmp_path / "alarms")]) == 0
+    printed = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    scores = [line for line in lines if "score" in line]
+    alarms = [line for line in lines if line.get("event") == "alarm"]
+    assert [s["frame"] for s in scores] == list(range(8, 96 - 7))  # every clip centre, in order
+    labelled = alarm_spans(labels.astype(float), 0.5, 1)[0]
+    assert alarms and all(a["start_frame"] <= labelled[1] and a["end_frame"] >= labelled[0] for a in alarms), (alarms, labelled)
+    assert all((tmp_path / "alarms" / a["sheet"].rsplit("/", 1)[1]).is_file() for a in alarms)
+    assert "end of the source: 96 frames" in printed and f"{len(alarms)} alarm(s)" in printed
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_thousands_of_looped_frames(calibrated, tmp_path):
+    root, run = calibrated
+    mp4 = tmp_path / "normal.mp4"
+    played(mp4, 48)
+    checkpoint = load_checkpoint(run)
+    resident = {}
+
+    def sample(count):
+        if count in (500, 3000):
+            with open("/proc/self/statm") as statm:
+                resident[count] = int(statm.read().split()[1]) * 4096
+    summary = watch(checkpoint, mp4, Threshold.load(checkpoint.path), loop=True, max_frames=3000,
+                    report=lambda line: None, on_frame=sample)
+    assert summary.frames == 3000 and summary.scored == 3000 - 15
+    growth = resident[3000] - resident[500]
+    assert growth < 8 * 2**20, f"resident memory grew {growth / 2**20:.1f} MB from frame 500 to 3000"
+
+
+def test_the_default_detector_watches_with_a_given_threshold_and_reports_its_phase(calibrated, tmp_path, capsys):
+    root, _ = calibrated
+    run = tmp_path / "full"
+    assert main(["train", "--data", str(root), "--scene", "S01", "--config", "tiny", "--epochs", "1",
+                 "--max-clips", "8", "--out", str(run), "--quiet"]) == 0
+    mp4 = tmp_path / "red.mp4"
+    played(mp4, 40, red=slice(20, 30))
+    out = tmp_path / "scores.jsonl"
+    assert main(["watch", str(mp4), "--checkpoint", str(run), "--threshold", "-1000", "--min-frames", "2",
+                 "--out", str(out), "--alarms", str(tmp_path / "alarms")]) == 0  # every frame alarms
+    alarms = [json.loads(line) for line in out.read_text().splitlines() if "event" in line]
+    assert len(alarms) == 1 and alarms[0]["start_frame"] == 8 and alarms[0]["end_frame"] == 40 - 8
+    assert 0 <= alarms[0]["phase"] < 1 and "1 alarm(s)" in capsys.readouterr().out
+
+
+def test_realtime_paces_a_file_and_counts_what_it_drops(calibrated, tmp_path):
+    root, run = calibrated
+    mp4 = tmp_path / "fast.mp4"
+    played(mp4, 48, fps=40)
+    checkpoint = load_checkpoint(run)
+    summary = watch(checkpoint, mp4, Threshold.load(checkpoint.path), realtime=True, report=lambda line: None)
+    assert summary.frames == 48 and summary.scored + summary.dropped == 48 - 15
+    assert summary.seconds >= 48 / 40 * 0.9  # it arrived at the file's rate
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nothing.mp4"], "is not a video file, a camera index"),
+    (["rtsp://127.0.0.1:9/none"], "opencv cannot open"),
+])
+def test_watch_errors_are_one_line(calibrated, capsys, args, message):
+    _, run = calibrated
+    assert main(["watch", *args, "--checkpoint", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
