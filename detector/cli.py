@@ -213,8 +213,21 @@ def _add_adaptation_verbs(verbs) -> None:
     watch.add_argument("--every", type=int, default=1, help="score every N-th clip (default 1: every frame)")
     watch.add_argument("--loop", action="store_true", help="play a video file again from the start at its end")
     watch.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    watch.add_argument("--onnx", type=Path, default=None,
+                       help="score with this graph of `ipad-detect export` in onnxruntime instead of torch")
     watch.add_argument("--device", choices=("cpu", "cuda"), default=None,
                        help="where to run (default: cuda when available, else cpu)")
+
+    export = verbs.add_parser(
+        "export", help="a trained detector as an ONNX graph",
+        description="Write the model's scoring path for one clip (encoder, memory, phase head, decoder, the "
+                    "normal bank's search) as one ONNX graph, checked against torch in onnxruntime (the largest "
+                    "difference is printed); `watch --onnx` runs on it.")
+    export.add_argument("--checkpoint", required=True, type=Path,
+                        help="checkpoint folder, or a run folder (its newest epoch)")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="onnx (the only one)")
+    export.add_argument("--out", type=Path, default=None,
+                        help="the graph's file (default <checkpoint>/model.onnx); its record beside it as .json")
 
     importer = verbs.add_parser(
         "import", help="video files into the IPAD layout (numbered JPEG frames)",
@@ -519,13 +532,26 @@ def _run_watch(args: argparse.Namespace) -> None:
     out = open(args.out, "a") if args.out is not None else None
     try:
         summary = watch(checkpoint, source, threshold, out, args.alarms, args.realtime, args.loop, args.max_frames,
-                        args.every, device, report=lambda line: print(line, flush=True))
+                        args.every, device, report=lambda line: print(line, flush=True), onnx=args.onnx)
     finally:
         if out is not None:
             out.close()
     print(f"{summary.ended}: {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
           f"{summary.scored} scored, {summary.dropped} clips dropped to keep up, {summary.reconnects} reconnects, "
           f"{len(summary.alarms)} alarm(s)" + (f"; sheets in {args.alarms}" if summary.alarms else ""))
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.export import export_onnx
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    out = args.out or checkpoint.path / "model.onnx"
+    _check_writable(out, "--out", folder=False)
+    print(f"exporting {checkpoint.kind} ({checkpoint.config.name}) from {checkpoint.path} …", flush=True)
+    record = export_onnx(checkpoint, out)
+    print(f"wrote {out} (outputs {', '.join(record['outputs'])}); onnxruntime against torch on one clip: max abs "
+          f"difference {record['max_abs_difference']:.3g}")
 
 
 def _run_import(args: argparse.Namespace) -> None:
@@ -586,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_calibrate(args)
         elif args.verb == "watch":
             _run_watch(args)
+        elif args.verb == "export":
+            _run_export(args)
         else:
             _run_score(args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:

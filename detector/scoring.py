@@ -64,11 +64,16 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
             pixels = torch.cat(queued_pixels) if pixel_weight > 0 else None
             distances.append(bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight).double().cpu().numpy())
             queued_tokens, queued_pixels = [], []
-    scores = np.concatenate(psnrs)
-    if bank_weight > 0:
-        bank_db = 10.0 * np.log10(1.0 / np.maximum(np.concatenate(distances), 1e-10))
-        scores = (1 - bank_weight) * scores + bank_weight * bank_db
+    scores = normality(np.concatenate(psnrs), np.concatenate(distances) if distances else None, bank_weight)
     return scores, (np.concatenate(bins) if bins else None)
+
+
+def normality(psnrs: np.ndarray, distances: np.ndarray | None, bank_weight: float) -> np.ndarray:
+    """The clips' normality: their centre frames' PSNR, weighed in dB with their bank distances."""
+    if bank_weight == 0:
+        return psnrs
+    bank_db = 10.0 * np.log10(1.0 / np.maximum(np.asarray(distances, dtype=np.float64), 1e-10))
+    return (1 - bank_weight) * psnrs + bank_weight * bank_db
 
 
 def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: np.ndarray,

@@ -253,11 +253,23 @@ def score_clip(checkpoint: Checkpoint, clip: np.ndarray, device: str | torch.dev
 def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold, out=None,
           alarm_dir: Path | None = None, realtime: bool = False, loop: bool = False, max_frames: int | None = None,
           every: int = 1, device: str | torch.device = "cpu", report: Callable[[str], None] = print,
-          on_frame: Callable[[int], None] | None = None) -> Summary:
+          on_frame: Callable[[int], None] | None = None, onnx: Path | None = None) -> Summary:
     """Score `source` online until it ends, `max_frames` are read, or Ctrl-C; alarms reported as
-    they close (and written as JSON lines to `out`, with every frame's score)."""
+    they close (and written as JSON lines to `out`, with every frame's score). With `onnx`, the
+    clips are scored by that exported graph in onnxruntime instead of torch."""
     config = checkpoint.config
     checkpoint.model.to(device).eval()
+    if onnx is not None:
+        from ipad_detect.data import to_clip_tensor
+        from ipad_detect.export import OnnxScorer
+
+        graph = OnnxScorer(onnx)
+
+        def score(clip: np.ndarray) -> tuple[float, float | None]:
+            return graph.score(to_clip_tensor(clip)[None].numpy(), config.clip_len, config.bank_weight)
+    else:
+        def score(clip: np.ndarray) -> tuple[float, float | None]:
+            return score_clip(checkpoint, clip, device)
     reader = _Reader(source, realtime, loop, report)
     state = _AlarmState(threshold)
     summary = Summary()
@@ -284,12 +296,12 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
             if on_frame is not None:
                 on_frame(reader.count)
             if n % every == 0:
-                score, phase = score_clip(checkpoint, np.stack([f for _, f in clip]), device)
+                value, phase = score(np.stack([f for _, f in clip]))
                 summary.scored += 1
                 index, frame = clip[centre]
-                closed(state.update(index, score, phase, frame))
+                closed(state.update(index, value, phase, frame))
                 if out is not None:
-                    out.write(json.dumps({"frame": index, "score": score, "alarm": state.open is not None}) + "\n")
+                    out.write(json.dumps({"frame": index, "score": value, "alarm": state.open is not None}) + "\n")
             if max_frames is not None and reader.count >= max_frames:
                 summary.ended = f"{max_frames} frames read"
                 break

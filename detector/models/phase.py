@@ -18,7 +18,10 @@ class PhaseHead(nn.Module):
         super().__init__()
         self.pool_grid = tuple(min(g, cap) for g, cap in zip(token_grid, (2, 4, 4)))
         self.reduce = nn.Linear(dim, reduced_dim)
-        self.pool = nn.AdaptiveAvgPool3d(self.pool_grid)
+        # a grid that divides the tokens' is a plain average pool: the same cells, and ONNX has it
+        divides = all(g % p == 0 for g, p in zip(token_grid, self.pool_grid))
+        self.pool = (nn.AvgPool3d(tuple(g // p for g, p in zip(token_grid, self.pool_grid))) if divides
+                     else nn.AdaptiveAvgPool3d(self.pool_grid))
         cells = self.pool_grid[0] * self.pool_grid[1] * self.pool_grid[2]
         self.classify = nn.Sequential(nn.GELU(), nn.Linear(reduced_dim * cells, phase_bins))
 
