@@ -75,6 +75,12 @@ class Summary:
     alarms: list[Alarm] = field(default_factory=list)
     seconds: float = 0.0
     ended: str = "end of the source"
+    latency_sum_s: float = 0.0  # from the arrival of a clip's newest frame to its score
+    latency_max_s: float = 0.0
+
+    @property
+    def latency_mean_s(self) -> float:
+        return self.latency_sum_s / self.scored if self.scored else 0.0
 
     @property
     def fps(self) -> float:
@@ -129,19 +135,20 @@ class _Reader:
             else:
                 return None
 
-    def clips(self, size: int, clip_len: int, stop: threading.Event) -> Iterator[list[tuple[int, np.ndarray]]]:
-        """The newest `clip_len` frames (index in the source, frame resized to size x size), each time a
-        frame arrives; in realtime mode only when the previous clip is done (the frames between
-        are kept in the clip, but their own clips are dropped and counted)."""
+    def clips(self, size: int, clip_len: int, stop: threading.Event) -> Iterator[list[tuple[int, np.ndarray, float]]]:
+        """The newest `clip_len` frames (index in the source, frame resized to size x size, time it
+        arrived), each time a frame arrives; in realtime mode only when the previous clip is done
+        (the frames between are kept in the clip, but their own clips are dropped and counted)."""
         import cv2
 
-        recent: deque[tuple[int, np.ndarray]] = deque(maxlen=clip_len)  # all that is kept
+        recent: deque[tuple[int, np.ndarray, float]] = deque(maxlen=clip_len)  # all that is kept
 
         def take() -> bool:
             frame = self._read()
             if frame is None:
                 return False
-            recent.append((self.count - 1, cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)))
+            arrived = time.perf_counter()
+            recent.append((self.count - 1, cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA), arrived))
             return True
 
         if not self.realtime:
@@ -296,9 +303,12 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
             if on_frame is not None:
                 on_frame(reader.count)
             if n % every == 0:
-                value, phase = score(np.stack([f for _, f in clip]))
+                value, phase = score(np.stack([entry[1] for entry in clip]))
+                latency = time.perf_counter() - clip[-1][2]
                 summary.scored += 1
-                index, frame = clip[centre]
+                summary.latency_sum_s += latency
+                summary.latency_max_s = max(summary.latency_max_s, latency)
+                index, frame, _ = clip[centre]
                 closed(state.update(index, value, phase, frame))
                 if out is not None:
                     out.write(json.dumps({"frame": index, "score": value, "alarm": state.open is not None}) + "\n")
