@@ -99,6 +99,7 @@ class _Reader:
         self.capture = open_capture(source)
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
         self.reconnects = 0
+        self.gave_up = False  # a live source that did not come back
         self.dropped = 0
         self.count = 0  # frames read from the source
 
@@ -128,7 +129,7 @@ class _Reader:
                 return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             if self.live:
                 if not self._reopen():
-                    self.report(f"{self.source}: gave up after {REOPEN_TRIES} tries")
+                    self.gave_up = True
                     return None
             elif self.loop and self.count:
                 self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -324,4 +325,6 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
         summary.frames = reader.count
         summary.seconds = time.perf_counter() - started
         summary.dropped, summary.reconnects = reader.dropped, reader.reconnects
+        if reader.gave_up:
+            summary.ended = f"the stream did not come back after {REOPEN_TRIES} tries"
     return summary

@@ -115,3 +115,76 @@ def test_watch_errors_are_one_line(calibrated, capsys, args, message):
     assert main(["watch", *args, "--checkpoint", str(run)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_stream_that_drops_is_reconnected_and_one_that_stays_away_ends_cleanly(calibrated, monkeypatch, tmp_path):
+    """A local MJPEG-over-HTTP camera: it serves 40 frames and hangs up, twice, then refuses."""
+    import http.server
+    import io
+    import threading
+
+    from PIL import Image
+
+    import ipad_detect.watch as watching
+
+    jpegs = []
+    for phase in jittered_phases(40, 0.2, 5):
+        buffer = io.BytesIO()
+        Image.fromarray(render_frame(phase)).save(buffer, format="JPEG")
+        jpegs.append(buffer.getvalue())
+    connections = []
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            connections.append(self.path)
+            if len(connections) > 2:
+                self.send_error(503)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                                 + jpeg + b"\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(watching, "REOPEN_PAUSE_S", 0.05)
+    _, run = calibrated
+    checkpoint = load_checkpoint(run)
+    said = []
+    try:
+        summary = watch(checkpoint, f"http://127.0.0.1:{server.server_address[1]}/cam.mjpg",
+                        Threshold.load(checkpoint.path), report=said.append)
+    finally:
+        server.shutdown()
+    assert summary.frames == 80 and summary.reconnects == 1 and summary.scored == 80 - 15
+    assert summary.ended == "the stream did not come back after 5 tries"
+    assert any("no frame after frame 40 (stream stalled or dropped); reconnecting, try 1 of 5" in s for s in said), said
+
+
+def test_ctrl_c_ends_watch_cleanly_with_a_summary(calibrated, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, run = calibrated
+    mp4 = tmp_path / "normal.mp4"
+    played(mp4, 48)
+    out = tmp_path / "scores.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "ipad_detect.cli", "watch", str(mp4), "--checkpoint", str(run),
+                             "--loop", "--out", str(out), "--alarms", str(tmp_path / "alarms")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out.exists() and out.read_text().count("\n") > 20):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    assert "interrupted (Ctrl-C):" in stdout and "scored" in stdout, stdout
+    assert all(json.loads(line) for line in out.read_text().splitlines())  # no line cut in half
