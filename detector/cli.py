@@ -590,6 +590,11 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"ipad-detect: warning: {message}\n"
 
 
+RUNNERS = {"evaluate": _run_evaluate, "score": _run_score, "finetune": _run_finetune,
+           "estimate-period": _run_estimate_period, "report": _run_report, "import": _run_import,
+           "calibrate": _run_calibrate, "watch": _run_watch, "export": _run_export}  # train, pretrain: above
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
@@ -598,24 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb in ("train", "pretrain"):
             _run_training(args, several_scenes=args.verb == "pretrain")
-        elif args.verb == "evaluate":
-            _run_evaluate(args)
-        elif args.verb == "finetune":
-            _run_finetune(args)
-        elif args.verb == "estimate-period":
-            _run_estimate_period(args)
-        elif args.verb == "report":
-            _run_report(args)
-        elif args.verb == "import":
-            _run_import(args)
-        elif args.verb == "calibrate":
-            _run_calibrate(args)
-        elif args.verb == "watch":
-            _run_watch(args)
-        elif args.verb == "export":
-            _run_export(args)
         else:
-            _run_score(args)
+            RUNNERS[args.verb](args)
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:
         message = " ".join(str(error).split())
         print(f"ipad-detect {args.verb}: error: {message}", file=sys.stderr)
