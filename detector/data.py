@@ -139,20 +139,26 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
     return result
 
 
+def entry_name(entry: Path) -> str:
+    """A video's name in its split: its folder's name, or its file's without the suffix."""
+    return entry.stem if entry.is_file() else entry.name
+
+
 def _video_entries(frames_dir: Path) -> list[Path]:
     """The videos of a split: frame folders and video files, in name order; one of each name is
     ambiguous."""
-    entries = sorted(p for p in frames_dir.iterdir()
-                     if p.is_dir() or (p.is_file() and is_video_file(p) and not p.name.startswith(".")))
+    entries = sorted((p for p in frames_dir.iterdir()
+                      if p.is_dir() or (p.is_file() and is_video_file(p) and not p.name.startswith("."))),
+                     key=entry_name)
     if not entries:
         raise DataError(f"empty scene: {frames_dir} holds no video folders or files (expected 01/, 02/, … "
                         f"or 01.mp4, 02.mp4, …)")
-    stems = [p.stem if p.is_file() else p.name for p in entries]
-    twice = sorted({s for s in stems if stems.count(s) > 1})
+    names = [entry_name(p) for p in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DataError(f"{frames_dir} holds video {twice[0]} twice (a folder and a file, or two files); "
                         f"keep one")
-    return sorted(entries, key=lambda p: p.stem if p.is_file() else p.name)
+    return entries
 
 
 def video_from_frame_dir(frame_dir: Path | str) -> Video:
@@ -163,37 +169,35 @@ def video_from_frame_dir(frame_dir: Path | str) -> Video:
     file outside the layout is read as bare frames (no labels).
     """
     frame_dir = Path(frame_dir).resolve()
-    is_file = frame_dir.is_file() and is_video_file(frame_dir)
-    if not frame_dir.is_dir() and not is_file:
+    if not frame_dir.is_dir() and not (frame_dir.is_file() and is_video_file(frame_dir)):
         raise DataError(f"{frame_dir} is not a folder of frames or a video file; pass a video folder such as "
                         f"<root>/<scene>/testing/frames/01 holding 000.jpg, 001.jpg, …, or a video file "
                         f"({', '.join(VIDEO_SUFFIXES)})")
     split_dir = frame_dir.parent.parent
-    name = frame_dir.stem if is_file else frame_dir.name
+    name = entry_name(frame_dir)
     if frame_dir.parent.name == "frames" and split_dir.name in SPLITS and name.isdigit():
-        video = _read_video(split_dir.parent, split_dir.parent.name, split_dir.name, frame_dir)
-        if split_dir.name == "testing" and video.labels is None:
-            siblings = [_read_video(split_dir.parent, split_dir.parent.name, "testing", p)
-                        for p in _video_entries(frame_dir.parent)]
-            _read_release_labels(split_dir.parent, siblings)
-            video.labels = next(v.labels for v in siblings if v.name == video.name)
-        return video
-    if is_file:
-        return Video(scene="", split="", name=name, frame_paths=[], file=frame_dir,
-                     file_frames=count_frames(frame_dir))
-    return Video(scene="", split="", name=name, frame_paths=_frame_paths(frame_dir))
+        scene_dir, split = split_dir.parent, split_dir.name
+        if split == "testing" and not (scene_dir / "test_label").is_dir():  # as load_scene reads labels
+            siblings = [_read_video(scene_dir, scene_dir.name, split, p) for p in _video_entries(frame_dir.parent)]
+            _read_release_labels(scene_dir, siblings)
+            return next(v for v in siblings if v.name == name)
+        return _read_video(scene_dir, scene_dir.name, split, frame_dir)
+    return _video_at("", "", name, frame_dir)
+
+
+def _video_at(scene: str, split: str, name: str, entry: Path) -> Video:
+    """The video of a frame folder or a video file (its frames counted)."""
+    if entry.is_file():
+        return Video(scene=scene, split=split, name=name, frame_paths=[], file=entry, file_frames=count_frames(entry))
+    return Video(scene=scene, split=split, name=name, frame_paths=_frame_paths(entry))
 
 
 def _read_video(scene_dir: Path, scene: str, split: str, entry: Path) -> Video:
-    name = entry.stem if entry.is_file() else entry.name
+    name = entry_name(entry)
     if not name.isdigit():
         kind = "file" if entry.is_file() else "folder"
         raise DataError(f"video {kind} {entry} is not numbered; allowed: 01, 02, … (digits only)")
-    if entry.is_file():
-        video = Video(scene=scene, split=split, name=name, frame_paths=[], file=entry,
-                      file_frames=count_frames(entry))
-    else:
-        video = Video(scene=scene, split=split, name=name, frame_paths=_frame_paths(entry))
+    video = _video_at(scene, split, name, entry)
     if split == "testing":
         video.labels = _read_labels(scene_dir / "test_label" / f"{int(name):03d}.npy", video)
     period_file = scene_dir / split / "period" / f"{name}.npy"

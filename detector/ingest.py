@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ipad_detect.data import SPLITS, DataError, check_scene_name
+from ipad_detect.data import SPLITS, DataError, check_scene_name, entry_name
 from ipad_detect.footage import Crop, decode_video
 
 JPEG_QUALITY = 95
@@ -37,9 +37,8 @@ class Imported:
 
 
 def _next_index(frames_dir: Path) -> int:
-    taken = [int(p.stem if p.is_file() else p.name) for p in frames_dir.iterdir()
-             if (p.stem if p.is_file() else p.name).isdigit()] if frames_dir.is_dir() else []
-    return max(taken, default=0) + 1
+    names = [entry_name(p) for p in frames_dir.iterdir()] if frames_dir.is_dir() else []
+    return max((int(n) for n in names if n.isdigit()), default=0) + 1
 
 
 def import_footage(files: list[Path], root: Path, scene: str, split: str, size: int = 256,

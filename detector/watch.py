@@ -29,11 +29,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ipad_detect.calibrate import Threshold
+from ipad_detect.calibrate import Threshold, anomaly_scores
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.footage import FootageError, open_capture
 from ipad_detect.kinds import REFERENCE_KINDS
-from ipad_detect.scoring import reconstruct_video, score_video
+from ipad_detect.scoring import reconstruct_video
 
 SHEET_FRAMES = 12  # frames of one alarm kept for its contact sheet
 REOPEN_TRIES = 5
@@ -59,7 +59,8 @@ class Alarm:
     peak_score: float
     peak_frame: int
     phase: float | None  # the model's predicted phase at the peak, where it has a phase head
-    sheet: str | None = None
+    sheet: str | None = None  # its contact sheet's file, once written
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)  # kept for the sheet
 
     def to_json(self) -> dict:
         return {"event": "alarm", "start_frame": self.start, "end_frame": self.end, "peak_score": self.peak_score,
@@ -199,14 +200,13 @@ class _AlarmState:
         self.threshold = threshold
         self.run: list[tuple[int, float, float | None, np.ndarray]] = []  # frames above, until the alarm opens
         self.open: Alarm | None = None
-        self.sheet: list[np.ndarray] = []
-        self.step, self.seen = 1, 0  # the sheet keeps every step-th frame of the alarm
+        self.step, self.seen = 1, 0  # the open alarm keeps every step-th of its frames for its sheet
 
     def _keep(self, frame: np.ndarray) -> None:
         if self.seen % self.step == 0:
-            self.sheet.append(frame)
-            if len(self.sheet) > SHEET_FRAMES:  # full: keep every other one, take half as many from now
-                self.sheet, self.step = self.sheet[::2], self.step * 2
+            self.open.frames.append(frame)
+            if len(self.open.frames) > SHEET_FRAMES:  # full: keep every other one, take half as many from now
+                self.open.frames, self.step = self.open.frames[::2], self.step * 2
         self.seen += 1
 
     def update(self, index: int, score: float, phase: float | None, frame: np.ndarray) -> Alarm | None:
@@ -218,6 +218,7 @@ class _AlarmState:
                     first = self.run[0]
                     peak = max(self.run, key=lambda r: r[1])
                     self.open = Alarm(first[0], index, peak[1], peak[0], peak[2])
+                    self.step, self.seen = 1, 0
                     for entry in self.run:
                         self._keep(entry[3])
                     self.run = []
@@ -250,8 +251,7 @@ def score_clip(checkpoint: Checkpoint, clip: np.ndarray, device: str | torch.dev
     phase the model's phase head predicts for it (None without one)."""
     config = checkpoint.config
     if checkpoint.kind in REFERENCE_KINDS:
-        normality, _ = score_video(checkpoint.model, checkpoint.kind, config, clip, None, 1, device)
-        return float(-normality[0]), None
+        return float(anomaly_scores(checkpoint, clip, 1, device)[0]), None
     normality, probs = reconstruct_video(checkpoint.model, clip, config.clip_len, 1, device, config.bank_weight,
                                          config.bank_at_phase, config.pixel_weight)
     phase = None if probs is None else float((probs[0].argmax() + 0.5) / config.phase_bins)
@@ -288,9 +288,9 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
     def closed(alarm: Alarm | None) -> None:
         if alarm is None:
             return
-        if alarm_dir is not None and state.sheet:
-            alarm.sheet = _contact_sheet(state.sheet, alarm_dir / f"alarm-{alarm.start:07d}-{alarm.end:07d}.png")
-        state.sheet, state.step, state.seen = [], 1, 0
+        if alarm_dir is not None and alarm.frames:
+            alarm.sheet = _contact_sheet(alarm.frames, alarm_dir / f"alarm-{alarm.start:07d}-{alarm.end:07d}.png")
+        alarm.frames = []  # a summary keeps the alarm, not its pictures
         summary.alarms.append(alarm)
         line = json.dumps(alarm.to_json())
         report(f"alarm: frames {alarm.start}-{alarm.end}, peak score {alarm.peak_score:.4g} at frame "
