@@ -28,7 +28,7 @@ def scene_record(spec: SceneSpec) -> dict:
     """scene.json: the full spec (device parameters resolved), seed and tool versions."""
     device = scene_device(spec)
     full = spec.model_copy(update={"params": device.values})
-    versions = {"ipad": metadata.version("ipad"), "python": platform.python_version()}
+    versions = {"ipad": metadata.version("ipad-vad"), "python": platform.python_version()}
     try:
         import bpy
         versions["blender"] = bpy.app.version_string
