@@ -24,7 +24,7 @@ class Part:
     shape: str  # "box" | "cylinder" (axis along local z)
     size: tuple[float, float, float]
     color: tuple[float, float, float]
-    material: str = "paint"  # key into assets/materials.yaml
+    material: str = "paint"  # key into ipadgen/assets/materials.yaml
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import bpy  # first: it puts Blender's own modules (bmesh, mathutils) on the path
@@ -24,7 +25,9 @@ from ..program import Part, Pose
 from ..scene import CameraPose
 from ..spec import RenderSpec
 
-MATERIALS = Path(__file__).resolve().parents[2] / "assets" / "materials.yaml"
+# Package data (shipped in the wheel, [tool.setuptools.package-data]): read through importlib.resources
+# so an installed ipadgen finds it as an editable checkout does.
+MATERIALS = resources.files("ipadgen") / "assets" / "materials.yaml"
 BACKGROUND = (0.05, 0.05, 0.06)
 BASE_EXPOSURE = {"workbench": 0.6, "cycles": 0.0}  # stops
 
