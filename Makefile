@@ -10,9 +10,10 @@ STAMP := $(VENV)/.installed
 DEMO := demo_out
 SCENE := $(DEMO)/data/lifter-logic
 
-$(STAMP): pyproject.toml
+# Both tools and the tests ([gen] is bpy, [detect] torch & co.), at the exact versions of constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[gen,detect,test]'
 	touch $(STAMP)
 
 $(SCENE)/scene.json: | $(STAMP)
