@@ -1,6 +1,6 @@
 """Reader of the IPAD dataset layout and the 16-frame clip sampler.
 
-Layout (DESIGN.md, "The data contract")::
+Layout (README, "Data format"; the names are `ipadgen.contract`'s, shared with the generator)::
 
     <root>/<scene>/training/frames/<NN>/<iii>.jpg
     <root>/<scene>/testing/frames/<NN>/<iii>.jpg
@@ -26,7 +26,6 @@ from the normal training videos and the phase of every frame.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +36,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ipad_detect.footage import VIDEO_SUFFIXES, count_frames, decode_video, is_video_file
-
-SPLITS = ("training", "testing")
-FRAME_NAME = re.compile(r"^(\d{3,})\.jpg$")
+from ipadgen.contract import (FRAME_NAME, FRAMES, SPLITS, TEST_LABEL, label_path, meta_path, period_path,
+                              release_labels_path)
 
 
 class DataError(ValueError):
@@ -122,7 +120,7 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
     for split in splits:
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-        frames_dir = scene_dir / split / "frames"
+        frames_dir = scene_dir / split / FRAMES
         if not frames_dir.is_dir():
             existing = ", ".join(list_scenes(root)) or "none"
             raise DataError(
@@ -130,7 +128,7 @@ def load_scene(root: Path | str, scene: str, splits: tuple[str, ...] = SPLITS) -
                 f"scenes under {root}: {existing}"
             )
         videos = [_read_video(scene_dir, scene, split, d) for d in _video_entries(frames_dir)]
-        if split == "testing" and not (scene_dir / "test_label").is_dir():
+        if split == "testing" and not (scene_dir / TEST_LABEL).is_dir():
             _read_release_labels(scene_dir, videos)
         if split == "training":
             result.training = videos
@@ -175,9 +173,9 @@ def video_from_frame_dir(frame_dir: Path | str) -> Video:
                         f"({', '.join(VIDEO_SUFFIXES)})")
     split_dir = frame_dir.parent.parent
     name = entry_name(frame_dir)
-    if frame_dir.parent.name == "frames" and split_dir.name in SPLITS and name.isdigit():
+    if frame_dir.parent.name == FRAMES and split_dir.name in SPLITS and name.isdigit():
         scene_dir, split = split_dir.parent, split_dir.name
-        if split == "testing" and not (scene_dir / "test_label").is_dir():  # as load_scene reads labels
+        if split == "testing" and not (scene_dir / TEST_LABEL).is_dir():  # as load_scene reads labels
             siblings = [_read_video(scene_dir, scene_dir.name, split, p) for p in _video_entries(frame_dir.parent)]
             _read_release_labels(scene_dir, siblings)
             return next(v for v in siblings if v.name == name)
@@ -199,11 +197,11 @@ def _read_video(scene_dir: Path, scene: str, split: str, entry: Path) -> Video:
         raise DataError(f"video {kind} {entry} is not numbered; allowed: 01, 02, … (digits only)")
     video = _video_at(scene, split, name, entry)
     if split == "testing":
-        video.labels = _read_labels(scene_dir / "test_label" / f"{int(name):03d}.npy", video)
-    period_file = scene_dir / split / "period" / f"{name}.npy"
+        video.labels = _read_labels(label_path(scene_dir, name), video)
+    period_file = period_path(scene_dir, split, name)
     if period_file.is_file():
         video.cycle, video.phase = read_period(period_file, video.num_frames)
-    meta_file = scene_dir / split / "meta" / f"{name}.json"
+    meta_file = meta_path(scene_dir, split, name)
     if meta_file.is_file():
         video.meta = json.loads(meta_file.read_text())
     return video
@@ -226,11 +224,6 @@ def _frame_paths(video_dir: Path) -> list[Path]:
             f"first missing index: {missing[0]:03d}"
         )
     return [numbered[i] for i in range(len(numbered))]
-
-
-def release_labels_path(scene_dir: Path) -> Path:
-    """Where the IPAD authors' evaluation code looks for a scene's frame labels."""
-    return scene_dir / f"frame_labels_{scene_dir.name}.npy"
 
 
 def _read_release_labels(scene_dir: Path, videos: list[Video]) -> None:
