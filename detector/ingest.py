@@ -19,6 +19,7 @@ from PIL import Image
 
 from ipad_detect.data import SPLITS, DataError, check_scene_name, entry_name
 from ipad_detect.footage import Crop, decode_video
+from ipadgen.contract import FRAME_SUFFIX, FRAMES, frame_name, video_name
 
 JPEG_QUALITY = 95
 
@@ -49,18 +50,18 @@ def import_footage(files: list[Path], root: Path, scene: str, split: str, size: 
         raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if size < 16:
         raise DataError(f"--size {size} is not allowed; frames are at least 16 pixels a side (the IPAD release: 256)")
-    frames_dir = Path(root) / scene / split / "frames"
+    frames_dir = Path(root) / scene / split / FRAMES
     frames_dir.mkdir(parents=True, exist_ok=True)
     done = []
     for file in files:
         decoded = decode_video(Path(file), size, fps, crop, progress=progress)
-        name = f"{_next_index(frames_dir):02d}"
+        name = video_name(_next_index(frames_dir))
         staging = frames_dir / f".{name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        width = max(3, len(str(len(decoded.frames) - 1)))
         for i, frame in enumerate(decoded.frames):
-            Image.fromarray(frame).save(staging / f"{i:0{width}d}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(frame).save(staging / f"{frame_name(i, len(decoded.frames))}{FRAME_SUFFIX}",
+                                        quality=JPEG_QUALITY)
         os.replace(staging, frames_dir / name)
         note = decoded.note
         width, height = decoded.source_size if crop is None else (crop.w, crop.h)

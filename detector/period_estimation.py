@@ -19,9 +19,9 @@ sliding-window inspection needs the cycle length. Both are estimated here:
    cycle-length jitter. Phase 0 is where the reference cycle starts (the origin is arbitrary;
    the detector only needs it to be the same in every video).
 
-Written in our period/ format (structured npy, fields cycle int32 and phase float64 in [0, 1))
-under `<out>/<scene>/training/period/<NN>.npy`, with `estimate.json` beside it; the data root is
-never written to.
+Written in our period/ format (structured npy, `ipadgen.contract.PERIOD_DTYPE`: fields cycle int32
+and phase float64 in [0, 1)) under `<out>/<scene>/training/period/<NN>.npy`, with `estimate.json`
+beside it; the data root is never written to.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from ipad_detect.data import DataError, FrameCache, Video, cycle_length_from_labels, load_scene
+from ipadgen.contract import PERIOD, PERIOD_DTYPE
 
 FEATURE_SIZE = 16
 MIN_LAG = 4
 DIP_DEPTH = 0.3  # a dip counts as a cycle when it lies in the lowest 30% of D's range
-PERIOD_DTYPE = np.dtype([("cycle", "<i4"), ("phase", "<f8")])
 
 
 @dataclass
@@ -213,7 +213,7 @@ def write_period_files(estimate: PeriodEstimate, scene_out: Path | str, split: s
                        extra: dict | None = None) -> Path:
     """`<scene_out>/<split>/period/<NN>.npy` in our period format and `<scene_out>/estimate.json`."""
     scene_out = Path(scene_out)
-    period_dir = scene_out / split / "period"
+    period_dir = scene_out / split / PERIOD
     period_dir.mkdir(parents=True, exist_ok=True)
     for name, phase in estimate.phase.items():
         record = np.zeros(len(phase), dtype=PERIOD_DTYPE)

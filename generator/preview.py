@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .contract import FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, SPLITS, label_path, meta_path
+
 TILE = 192
 OUTLINE = (255, 40, 40)
 
@@ -40,7 +42,7 @@ def annotate(rgb: np.ndarray, mask: np.ndarray | None, caption: str, anomalous: 
 
 def _tile(scene: Path, split: str, video: str, frame_file: str, mask: np.ndarray | None,
           caption: str, anomalous: bool) -> Image.Image:
-    with Image.open(scene / split / "frames" / video / frame_file) as im:
+    with Image.open(scene / split / FRAMES / video / frame_file) as im:
         return annotate(np.asarray(im.convert("RGB")), mask, caption, anomalous)
 
 
@@ -57,15 +59,15 @@ def grid(rows: list[list[Image.Image]]) -> Image.Image:
 def contact_sheet(scene: Path, out: Path, frames_per_video: int = 6) -> Path:
     """One row per video; a red caption marks anomalous frames, a red line outlines the mask."""
     rows = []
-    for split in ("training", "testing"):
-        frames_root = scene / split / "frames"
+    for split in SPLITS:
+        frames_root = scene / split / FRAMES
         if not frames_root.is_dir():
             continue
         for video_dir in sorted(p for p in frames_root.iterdir() if p.is_dir()):
             video = video_dir.name
-            files = sorted(p.name for p in video_dir.glob("*.jpg"))
-            meta = json.loads((scene / split / "meta" / f"{video}.json").read_text())
-            labels = (np.load(scene / "test_label" / f"{int(video):03d}.npy")
+            files = sorted(p.name for p in video_dir.glob(f"*{FRAME_SUFFIX}"))
+            meta = json.loads(meta_path(scene, split, video).read_text())
+            labels = (np.load(label_path(scene, video))
                       if split == "testing" else np.zeros(len(files), dtype=np.uint8))
             spans = [(a["first_frame"], a["last_frame"]) for a in meta.get("anomalies", [])
                      if a["first_frame"] is not None]
@@ -75,7 +77,7 @@ def contact_sheet(scene: Path, out: Path, frames_per_video: int = 6) -> Path:
             for f in _pick_frames(len(files), frames_per_video, spans):
                 mask = None
                 if split == "testing":
-                    mask_path = scene / split / "masks" / video / files[f].replace(".jpg", ".png")
+                    mask_path = scene / split / MASKS / video / files[f].replace(FRAME_SUFFIX, MASK_SUFFIX)
                     with Image.open(mask_path) as m:
                         mask = np.asarray(m) > 127
                 caption = f"{split[:5]} {video} f{f}" + (f" {kinds[f]}" if labels[f] else "")

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .contract import SPLITS, video_name
 from .devices import get_device
 from .nuisance import Nuisance, sample_nuisance
 from .params import sample_params
 from .program import Device, Schedule, VideoProgram, make_schedule
 from .spec import SceneSpec
 
-SPLITS = ("training", "testing")
 EXTRA_CYCLES = 3  # program beyond the video's end, for anomalies that make the device run early
 
 
@@ -43,7 +43,7 @@ class VideoPlan:
     def meta(self) -> dict:
         starts = [int(f) for f in np.nonzero(np.diff(self.program.cycle, prepend=-1))[0]]
         meta = {
-            "video": f"{self.index:02d}", "split": self.split, "frames": self.n_frames,
+            "video": video_name(self.index), "split": self.split, "frames": self.n_frames,
             "fps": self.schedule.fps, "cycle_starts": starts,
             "cycle_lengths": [int(x) for x in self.schedule.lengths],
             "steps": [{"name": n, "start": lo, "end": hi} for n, lo, hi in self.schedule.step_fractions],

@@ -32,7 +32,8 @@ from PIL import Image
 
 from .scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
 from .sets import SceneFileError, validate_scene
-from .writer import frame_name, label_name, video_name
+from .contract import (FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, META, PERIOD, TEST_LABEL, frame_name, label_name,
+                       label_path, meta_path, period_path, release_labels_path, video_name)
 
 VISIBLE = 8  # grey levels (0-255, any channel) a twin must differ by on at least one mask pixel
 MATCH = 2.0  # mean absolute difference allowed between a stored frame and its re-render
@@ -61,10 +62,10 @@ class _Video:
         self.expected = [f"{frame_name(i, plan.n_frames)}" for i in range(plan.n_frames)]
 
     def frames_dir(self) -> Path:
-        return self.scene / self.split / "frames" / self.name
+        return self.scene / self.split / FRAMES / self.name
 
     def mask_path(self, f: int) -> Path:
-        return self.scene / "testing" / "masks" / self.name / f"{self.expected[f]}.png"
+        return self.scene / "testing" / MASKS / self.name / f"{self.expected[f]}{MASK_SUFFIX}"
 
 
 def _names(folder: Path, suffix: str = "") -> list[str] | None:
@@ -94,21 +95,21 @@ def _check_layout(scene: Path, spec) -> Row:
     problems = []
     for split, n in (("training", spec.train_videos), ("testing", spec.test_videos)):
         want = [video_name(i) for i in range(1, n + 1)]
-        subs = ("frames", "masks") if split == "testing" else ("frames",)
+        subs = (FRAMES, MASKS) if split == "testing" else (FRAMES,)
         for sub in subs:
             found = _names(scene / split / sub, "") if n else []
             if n and found is None:
                 problems.append(f"{split}/{sub} missing")
             elif found is not None and sorted(found) != want:
                 problems.append(f"{split}/{sub} holds {found}, expected {want}")
-        for sub in ("period", "meta"):
-            ext = ".npy" if sub == "period" else ".json"
+        for sub in (PERIOD, META):
+            ext = ".npy" if sub == PERIOD else ".json"
             found = _names(scene / split / sub, "") if n else []
             if n and found is None:
                 problems.append(f"{split}/{sub} missing")
             elif found is not None and sorted(found) != [w + ext for w in want]:
                 problems.append(f"{split}/{sub} holds {found}")
-    labels = _names(scene / "test_label", "") if spec.test_videos else []
+    labels = _names(scene / TEST_LABEL, "") if spec.test_videos else []
     want = [label_name(i) for i in range(1, spec.test_videos + 1)]
     if labels is None:
         problems.append("test_label missing")
@@ -127,14 +128,14 @@ def _check_layout(scene: Path, spec) -> Row:
 
 def _release_label_problems(scene: Path, label_files: list[str]) -> list[str]:
     """frame_labels_<scene>.npy must be the test_label files joined in order, shape (1, N)."""
-    path = scene / f"frame_labels_{scene.name}.npy"
+    path = release_labels_path(scene)
     if not path.is_file():
         return [f"{path.name} missing"]
     try:
         joined = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         return [f"{path.name} cannot be read ({error})"]
-    parts = [np.load(scene / "test_label" / name, allow_pickle=False).reshape(-1) for name in label_files]
+    parts = [np.load(scene / TEST_LABEL / name, allow_pickle=False).reshape(-1) for name in label_files]
     if joined.shape != (1, sum(len(p) for p in parts)) or not np.array_equal(joined[0], np.concatenate(parts)):
         return [f"{path.name} (shape {joined.shape}) is not test_label/ joined in video order"]
     return []
@@ -143,13 +144,13 @@ def _release_label_problems(scene: Path, label_files: list[str]) -> list[str]:
 def _check_frames(v: _Video, resolution: int) -> Row:
     """Every frame there by name, and every one decodes whole at the scene's resolution (a file cut
     short by a full disk or a killed copy has the right name and a broken picture)."""
-    ok, detail = _compare_names(_names(v.frames_dir(), ".jpg"), v.expected, ".jpg", "frames")
+    ok, detail = _compare_names(_names(v.frames_dir(), FRAME_SUFFIX), v.expected, FRAME_SUFFIX, "frames")
     if not ok:
         return Row("frames", v.label, ok, detail)
     broken = []
     for name in v.expected:
         try:
-            with Image.open(v.frames_dir() / f"{name}.jpg") as image:
+            with Image.open(v.frames_dir() / f"{name}{FRAME_SUFFIX}") as image:
                 image.load()
                 if image.size != (resolution, resolution):
                     raise ValueError(f"{image.size[0]}x{image.size[1]} pixels, not {resolution}x{resolution}")
@@ -162,7 +163,7 @@ def _check_frames(v: _Video, resolution: int) -> Row:
 
 
 def _check_period(v: _Video) -> Row:
-    path = v.scene / v.split / "period" / f"{v.name}.npy"
+    path = period_path(v.scene, v.split, v.name)
     if not path.is_file():
         return Row("period", v.label, False, f"{path.name} missing")
     try:
@@ -170,7 +171,7 @@ def _check_period(v: _Video) -> Row:
         cycle, phase = period["cycle"], period["phase"]
     except Exception as e:  # noqa: BLE001
         return Row("period", v.label, False, f"unreadable ({e})")
-    n_disk = len(_names(v.frames_dir(), ".jpg") or [])
+    n_disk = len(_names(v.frames_dir(), FRAME_SUFFIX) or [])
     problems = []
     if len(period) != n_disk:
         problems.append(f"{len(period)} entries for {n_disk} frames on disk")
@@ -192,7 +193,7 @@ def _check_period(v: _Video) -> Row:
 
 
 def _check_meta(v: _Video) -> Row:
-    path = v.scene / v.split / "meta" / f"{v.name}.json"
+    path = meta_path(v.scene, v.split, v.name)
     if not path.is_file():
         return Row("meta", v.label, False, f"{path.name} missing")
     try:
@@ -208,14 +209,14 @@ def _check_meta(v: _Video) -> Row:
 
 
 def _check_labels(v: _Video) -> Row:
-    path = v.scene / "test_label" / label_name(v.plan.index)
+    path = label_path(v.scene, v.plan.index)
     if not path.is_file():
         return Row("labels", v.label, False, f"test_label/{path.name} missing")
     try:
         labels = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001
         return Row("labels", v.label, False, f"unreadable ({e})")
-    n_disk = len(_names(v.frames_dir(), ".jpg") or [])
+    n_disk = len(_names(v.frames_dir(), FRAME_SUFFIX) or [])
     problems = []
     if labels.dtype != np.uint8 or labels.ndim != 1:
         problems.append(f"dtype {labels.dtype}, shape {labels.shape}; expected 1-D uint8")
@@ -235,8 +236,8 @@ def _check_labels(v: _Video) -> Row:
 
 
 def _check_masks(v: _Video) -> Row:
-    folder = v.scene / "testing" / "masks" / v.name
-    ok, detail = _compare_names(_names(folder, ".png"), v.expected, ".png", "masks")
+    folder = v.scene / "testing" / MASKS / v.name
+    ok, detail = _compare_names(_names(folder, MASK_SUFFIX), v.expected, MASK_SUFFIX, "masks")
     if not ok:
         return Row("masks", v.label, False, detail)
     labels = v.plan.program.labels
@@ -278,7 +279,7 @@ def _check_pixels(v: _Video, renderer, spec, checked: list[int]) -> Row:
     frames = sorted({0, v.plan.n_frames - 1, *checked})
     worst, at = 0.0, None
     for f in frames:
-        path = v.frames_dir() / f"{v.expected[f]}.jpg"
+        path = v.frames_dir() / f"{v.expected[f]}{FRAME_SUFFIX}"
         if not path.is_file():
             return Row("pixels", v.label, False, f"frame {v.expected[f]}.jpg missing")
         stored = np.asarray(Image.open(path).convert("RGB")).astype(int)

@@ -19,20 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-PERIOD_DTYPE = np.dtype([("cycle", "<i4"), ("phase", "<f8")])
-
-
-def video_name(index: int) -> str:
-    return f"{index:02d}"
-
-
-def label_name(index: int) -> str:
-    """IPAD pairs video folder 01 with label file 001.npy."""
-    return f"{index:03d}.npy"
-
-
-def frame_name(i: int, n_frames: int) -> str:
-    return f"{i:0{max(3, len(str(n_frames - 1)))}d}"
+from .contract import (FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, META, PERIOD, PERIOD_DTYPE, TEST_LABEL, frame_name,
+                       label_name, meta_path, period_path, release_labels_name, video_name)
 
 
 def _atomic_bytes(path: Path, write) -> None:
@@ -120,7 +108,7 @@ class SceneWriter:
         return all(self.is_done(split, index) for split, index in jobs)
 
     def is_done(self, split: str, index: int) -> bool:
-        return (self.stage / split / "meta" / f"{video_name(index)}.json").exists()
+        return meta_path(self.stage, split, video_name(index)).exists()
 
     def lock_video(self, split: str, index: int) -> str | None:
         """Take the video's lock file (`.locks/<split>-<NN>.lock`, naming host and pid): None when
@@ -157,11 +145,11 @@ class SceneWriter:
         """A fresh work folder for the video (whatever this process left of it before goes)."""
         work = self.work_dir(split, index)
         shutil.rmtree(work, ignore_errors=True)
-        for sub in ("frames", "masks") if split == "testing" else ("frames",):
+        for sub in (FRAMES, MASKS) if split == "testing" else (FRAMES,):
             (work / sub).mkdir(parents=True)
 
     def frame_path(self, split: str, index: int, i: int, n_frames: int) -> Path:
-        return self.work_dir(split, index) / "frames" / f"{frame_name(i, n_frames)}.jpg"
+        return self.work_dir(split, index) / FRAMES / f"{frame_name(i, n_frames)}{FRAME_SUFFIX}"
 
     def write_frame(self, split: str, index: int, i: int, n_frames: int, rgb: np.ndarray,
                     quality: int) -> None:
@@ -169,7 +157,7 @@ class SceneWriter:
                                   subsampling=0, optimize=False)
 
     def write_mask(self, index: int, i: int, n_frames: int, mask: np.ndarray) -> None:
-        path = self.work_dir("testing", index) / "masks" / f"{frame_name(i, n_frames)}.png"
+        path = self.work_dir("testing", index) / MASKS / f"{frame_name(i, n_frames)}{MASK_SUFFIX}"
         Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
     def finish_video(self, split: str, index: int, cycle: np.ndarray, phase: np.ndarray,
@@ -181,7 +169,7 @@ class SceneWriter:
         if self.is_done(split, index):
             shutil.rmtree(work, ignore_errors=True)
             return False
-        for sub in ("frames", "masks") if split == "testing" else ("frames",):
+        for sub in (FRAMES, MASKS) if split == "testing" else (FRAMES,):
             target = self.stage / split / sub / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(target, ignore_errors=True)  # left by an interrupted run, never done
@@ -189,22 +177,22 @@ class SceneWriter:
         shutil.rmtree(work, ignore_errors=True)
         period = np.empty(len(cycle), dtype=PERIOD_DTYPE)
         period["cycle"], period["phase"] = cycle, phase
-        (self.stage / split / "period").mkdir(parents=True, exist_ok=True)
-        write_npy(self.stage / split / "period" / f"{name}.npy", period)
+        (self.stage / split / PERIOD).mkdir(parents=True, exist_ok=True)
+        write_npy(period_path(self.stage, split, name), period)
         if labels is not None:
-            (self.stage / "test_label").mkdir(exist_ok=True)
-            write_npy(self.stage / "test_label" / label_name(index), labels.astype(np.uint8))
-        (self.stage / split / "meta").mkdir(parents=True, exist_ok=True)
-        write_json(self.stage / split / "meta" / f"{name}.json", meta)  # last: marks it done
+            (self.stage / TEST_LABEL).mkdir(exist_ok=True)
+            write_npy(self.stage / TEST_LABEL / label_name(index), labels.astype(np.uint8))
+        (self.stage / split / META).mkdir(parents=True, exist_ok=True)
+        write_json(meta_path(self.stage, split, name), meta)  # last: marks it done
         return True
 
     def _write_release_labels(self) -> None:
         """`frame_labels_<scene>.npy` as the IPAD authors' evaluation code reads it: shape (1, N), every
         test video's labels joined in sorted video order."""
-        files = sorted((self.stage / "test_label").glob("[0-9]*.npy"))
+        files = sorted((self.stage / TEST_LABEL).glob("[0-9]*.npy"))
         if files:
             joined = np.concatenate([np.load(f, allow_pickle=False).reshape(-1) for f in files])
-            write_npy(self.stage / f"frame_labels_{self.final.name}.npy", joined[None].astype(np.uint8))
+            write_npy(self.stage / release_labels_name(self.final.name), joined[None].astype(np.uint8))
 
     def commit(self) -> Path:
         """Rename the complete staging folder to the scene folder. Temp files an interrupted
