@@ -6,6 +6,13 @@ separate nn.Linear layers called as modules, so `LoraConfig(target_modules=["q",
 acts. Everything else (patch embedding, shifted 3-D windows with their attention mask, relative
 position bias, patch merging, norms, init) follows torchvision exactly, so its Kinetics-400
 weights map 1:1 (see `swin_weights.py`).
+
+Window attention runs in one of two ways (`use_attention`): "eager", SDPA with the bias and the
+shift's mask materialised as an attention mask (the default; on a GPU that bars the flash kernels),
+or "flex", FlexAttention with both added to the scores inside the kernel (`score_mod`). FlexAttention
+is fused only under torch.compile (`--compile` on a GPU); called eagerly it is torch's unfused
+reference. On the CPU (torch 2.14) it has no backward and its lowering inside a compiled model
+fails, so there `--compile` keeps "eager" (tests/test_fused_attention.py says what runs).
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention.flex_attention import flex_attention
 from torchvision.ops import StochasticDepth
 
 from ipad_detect.config import ModelConfig
 
 Size3 = tuple[int, int, int]
+ATTENTION = ("eager", "flex")
 
 
 def _pad_to_multiple(size: Size3, multiple: Size3) -> Size3:
@@ -64,11 +73,35 @@ def _merge_windows(x: Tensor, window: Size3, b: int, size: Size3) -> Tensor:
     return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, t, h, w, -1)
 
 
+def _flex_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tensor | None,
+                           heads: int) -> Tensor:
+    """SDPA of q, k, v [B, nW * heads, V, head_dim] with the relative-position bias [heads, V, V]
+    and the shift's mask [nW, V, V] added to the scores inside FlexAttention's kernel, so the
+    [nW * heads, V, V] sum of both is never written out."""
+    if mask is None:
+        def score_mod(score, b, h, q_idx, kv_idx):
+            return score + bias[h % heads, q_idx, kv_idx]
+    else:
+        def score_mod(score, b, h, q_idx, kv_idx):
+            return score + bias[h % heads, q_idx, kv_idx] + mask[h // heads, q_idx, kv_idx]
+    return flex_attention(q, k, v, score_mod=score_mod)
+
+
+def use_attention(model: nn.Module, attention: str) -> None:
+    """Run every window attention of `model` the `attention` way (`ATTENTION`; the outputs agree)."""
+    if attention not in ATTENTION:
+        raise ValueError(f"unknown attention {attention!r}; allowed: {', '.join(ATTENTION)}")
+    for module in model.modules():
+        if isinstance(module, WindowAttention3d):
+            module.attention = attention
+
+
 class WindowAttention3d(nn.Module):
     """Multi-head self-attention inside (shifted) 3-D windows, with relative position bias."""
 
     def __init__(self, dim: int, num_heads: int, window_size: Size3, shift_size: Size3) -> None:
         super().__init__()
+        self.attention = "eager"  # or "flex" (`use_attention`)
         self.num_heads = num_heads
         self.window_size = tuple(window_size)
         self.shift_size = tuple(shift_size)
@@ -119,11 +152,15 @@ class WindowAttention3d(nn.Module):
         q, k, v = split_heads(self.q(windows)), split_heads(self.k(windows)), split_heads(self.v(windows))
         index = self.relative_position_index[:volume, :volume].flatten()
         bias = self.relative_position_bias_table[index].view(volume, volume, heads).permute(2, 0, 1)
-        bias = bias.expand(num_windows, heads, volume, volume)
-        if shifted:
-            bias = bias + _shifted_window_mask(padded, window, shift, x.device)[:, None]  # type: ignore[arg-type]
-        bias = bias.reshape(1, num_windows * heads, volume, volume).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        mask = _shifted_window_mask(padded, window, shift, x.device) if shifted else None  # type: ignore[arg-type]
+        if self.attention == "flex":
+            out = _flex_window_attention(q, k, v, bias.to(q.dtype), None if mask is None else mask.to(q.dtype), heads)
+        else:
+            bias = bias.expand(num_windows, heads, volume, volume)
+            if mask is not None:
+                bias = bias + mask[:, None]
+            bias = bias.reshape(1, num_windows * heads, volume, volume).to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         out = out.view(b, num_windows, heads, volume, head_dim).transpose(2, 3).reshape(b * num_windows, volume, c)
         out = self.proj(out)
 
