@@ -7,7 +7,7 @@ default detector is trained on it (`--clips` clips), calibrated, exported, and o
 videos, written as an mp4, is looped for `--frames` frames through `watch` (no --realtime: every
 frame is scored, so the rate is what the scorer sustains). Memory is read from /proc every 100
 frames; "growth after warm-up" is the largest resident size after the first `--warmup` frames
-minus the size at that point.
+minus the size at that point. Each scorer runs at every `--batches` size (clips scored at once).
 
     python bench/watch.py                       # 10,000 frames each for torch and ONNX
     python bench/watch.py --frames 1000         # a quicker look
@@ -46,7 +46,7 @@ def _mp4(frames: np.ndarray, path: Path, fps: float) -> None:
     writer.release()
 
 
-def run(checkpoint, video: Path, frames: int, warmup: int, onnx: Path | None) -> dict:
+def run(checkpoint, video: Path, frames: int, warmup: int, onnx: Path | None, batch: int) -> dict:
     samples: dict[int, int] = {}
 
     def sample(count: int) -> None:
@@ -54,7 +54,7 @@ def run(checkpoint, video: Path, frames: int, warmup: int, onnx: Path | None) ->
             samples[count] = _resident_bytes()
 
     summary = watch(checkpoint, video, Threshold.load(checkpoint.path), loop=True, max_frames=frames,
-                    report=lambda line: None, on_frame=sample, onnx=onnx)
+                    report=lambda line: None, on_frame=sample, onnx=onnx, batch=batch)
     base = samples.get(warmup, min(samples.values()))
     after = [v for k, v in samples.items() if k >= warmup]
     return {"fps": summary.fps, "latency_ms": 1000 * summary.latency_mean_s, "latency_max_ms": 1000 * summary.latency_max_s,
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=800, help="training clips of the detector (default 800)")
     parser.add_argument("--frames", type=int, default=10_000, help="frames watched per scorer (default 10,000)")
     parser.add_argument("--warmup", type=int, default=500, help="frames before memory growth is counted")
+    parser.add_argument("--batches", default="1,4,8", help="clips scored at once, each a row (default 1,4,8)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     root = args.data
@@ -90,8 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         video = Path(folder) / "test.mp4"
         _mp4(test.read(checkpoint.config.image_size), video, 10.0)
-        rows = {"torch": run(checkpoint, video, args.frames, args.warmup, None),
-                "onnx": run(checkpoint, video, args.frames, args.warmup, checkpoint.path / "model.onnx")}
+        rows = {}
+        for batch in map(int, args.batches.split(",")):
+            rows[f"torch, batch {batch}"] = run(checkpoint, video, args.frames, args.warmup, None, batch)
+            rows[f"onnx, batch {batch}"] = run(checkpoint, video, args.frames, args.warmup,
+                                               checkpoint.path / "model.onnx", batch)
     print(f"\nwatch, tiny default detector ({checkpoint.kind}), {args.frames} frames of a looped 64 px mp4 "
           f"(target >= {TARGET_FPS:g} fps, no memory growth after {args.warmup} frames):\n")
     print("| scorer | frames/s | latency ms (mean / max) | peak resident MB | growth after warm-up MB |")
@@ -99,7 +103,7 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | {row['fps']:.1f} | {row['latency_ms']:.1f} / {row['latency_max_ms']:.1f} | "
               f"{row['peak_mb']:.0f} | {row['growth_mb']:.1f} |")
-    print(f"\nonnx / torch frame rate: {rows['onnx']['fps'] / rows['torch']['fps']:.2f}x")
+    print("\nbatch N: N clips scored at once (`watch --batch N`), so a score comes up to N - 1 frames later")
 
 
 if __name__ == "__main__":

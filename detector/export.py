@@ -1,6 +1,6 @@
 """`ipad-detect export --format onnx`: a trained detector as one ONNX graph, and scoring with it.
 
-The graph takes one clip [1, 3, T, H, W] in [-1, 1] and gives what scoring reads of the model: the
+The graph takes clips [n, 3, T, H, W] in [-1, 1] and gives what scoring reads of the model: the
 reconstructed centre frame, the normal bank's distance (for a model with a bank) and the phase
 probabilities (for a model with a phase head). The encoder, the periodic memory, the phase head,
 the decoder and the bank's nearest-clip search are all inside; the clip's normality is then made
@@ -28,7 +28,7 @@ OPSET = 18
 
 
 class ClipScorer(nn.Module):
-    """The model's scoring path for one clip as a module of tensors only (what the graph holds)."""
+    """The model's scoring path for a batch of clips as a module of tensors only (what the graph holds)."""
 
     def __init__(self, checkpoint: Checkpoint):
         super().__init__()
@@ -60,19 +60,21 @@ class ClipScorer(nn.Module):
 
 def export_onnx(checkpoint: Checkpoint, path: Path) -> dict:
     """Write the graph and, beside it, `<name>.json` (what it was made from); return that record with
-    the largest difference of its outputs from torch's on one clip."""
+    the largest difference of its outputs from torch's on two clips."""
     if checkpoint.kind in REFERENCE_KINDS:
         raise ValueError(f"{checkpoint.kind} is a non-learned reference (a search over stored frames), "
                          f"not a network; export a learned model")
     scorer = ClipScorer(checkpoint).eval()
     config = checkpoint.config
-    clip = torch.rand(1, 3, config.clip_len, config.image_size, config.image_size) * 2 - 1
+    # two clips: an example batch of one would fix the graph's batch size at 1
+    clip = torch.rand(2, 3, config.clip_len, config.image_size, config.image_size) * 2 - 1
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     with torch.no_grad():
         expected = scorer(clip)
         torch.onnx.export(scorer, (clip,), str(temporary), input_names=["clip"], output_names=scorer.outputs(),
-                          opset_version=OPSET, dynamo=True, external_data=False)
+                          opset_version=OPSET, dynamo=True, external_data=False,
+                          dynamic_shapes={"clip": {0: torch.export.Dim("clips")}})  # any number of clips
     temporary.replace(path)
     session = OnnxScorer(path)
     got = session.run(clip.numpy())
@@ -84,7 +86,7 @@ def export_onnx(checkpoint: Checkpoint, path: Path) -> dict:
 
 
 class OnnxScorer:
-    """An exported graph in onnxruntime, scoring clips as `score_clip` does with torch."""
+    """An exported graph in onnxruntime, scoring clips as `watch.score_clips` does with torch."""
 
     def __init__(self, path: Path):
         import onnxruntime
@@ -97,15 +99,17 @@ class OnnxScorer:
         record = path.with_suffix(".json")
         self.config = json.loads(record.read_text())["config"] if record.is_file() else None
 
-    def run(self, clip: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {"clip": np.ascontiguousarray(clip, dtype=np.float32)})
+    def run(self, clips: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(outputs, {"clip": np.ascontiguousarray(clips, dtype=np.float32)})
 
-    def score(self, clip: np.ndarray, clip_len: int, bank_weight: float) -> tuple[float, float | None]:
-        """(anomaly score, predicted phase or None) of one clip [1, 3, T, H, W]."""
-        values = dict(zip(self.outputs, self.run(clip)))
-        target = clip[:, :, clip_len // 2]
-        distance = values.get("bank_distance")
-        score = -normality(psnr(values["centre"], target), distance, bank_weight)[0]
+    def score(self, clips: np.ndarray, clip_len: int, bank_weight: float) -> tuple[list[float], list[float | None]]:
+        """(anomaly scores, predicted phases or None) of clips [n, 3, T, H, W]. At a bank weight of 1
+        the reconstruction weighs nothing and is not asked for (onnxruntime then skips the decoder)."""
+        wanted = [name for name in self.outputs if name != "centre" or bank_weight < 1]
+        values = dict(zip(wanted, self.run(clips, wanted)))
+        centre = values.get("centre")
+        psnrs = np.zeros(len(clips)) if centre is None else psnr(centre, clips[:, :, clip_len // 2])
+        scores = -normality(psnrs, values.get("bank_distance"), bank_weight)
         probs = values.get("phase_probs")
-        phase = None if probs is None else float((probs[0].argmax() + 0.5) / probs.shape[1])
-        return float(score), phase
+        phases = [None] * len(clips) if probs is None else list((probs.argmax(axis=1) + 0.5) / probs.shape[1])
+        return [float(v) for v in scores], phases

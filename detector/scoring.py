@@ -32,26 +32,33 @@ BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy 
 @torch.no_grad()
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
                       device: str | torch.device = "cpu", bank_weight: float = 0.0,
-                      bank_at_phase: bool = True, pixel_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
-    """Normality of every stride-1 clip and the predicted phase distributions [clips, bins] (None
-    without a phase head). The normality is the PSNR of the reconstructed centre frame, weighed in
-    dB with the normal bank's distance by `bank_weight` (`ModelConfig.bank_weight`; the bank's
-    pixels weigh `pixel_weight` in that distance)."""
+                      bank_at_phase: bool = True, pixel_weight: float = 0.0,
+                      starts: list[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Normality of every stride-1 clip (or of the clips starting at `starts`) and the predicted phase
+    distributions [clips, bins] (None without a phase head). The normality is the PSNR of the
+    reconstructed centre frame, weighed in dB with the normal bank's distance by `bank_weight`
+    (`ModelConfig.bank_weight`; the bank's pixels weigh `pixel_weight` in that distance); at a bank
+    weight of 1 nothing is reconstructed (the PSNR would weigh nothing)."""
     centre = clip_len // 2
-    starts = list(clip_starts(len(frames), clip_len, 1))
+    starts = list(clip_starts(len(frames), clip_len, 1)) if starts is None else list(starts)
     model.eval()
     bank = getattr(unwrapped(model), "normal_bank", None)
     if bank_weight > 0 and bank is None:
         raise ValueError(f"a bank weight of {bank_weight} for a model without a normal bank; "
                          f"train it with a bank_weight above 0")
+    reconstruct = bank_weight < 1  # only a model with a bank is ever asked not to
     due = bank.due_phase(frames) if bank_weight > 0 and bank_at_phase else None  # from its frames, never its labels
     psnrs, bins, distances = [], [], []
     queued_tokens, queued_pixels = [], []  # clips waiting for the bank: it is searched BANK_QUERIES at a time
     for first in range(0, len(starts), batch_size):
         batch = torch.stack([to_clip_tensor(frames[s:s + clip_len]) for s in starts[first:first + batch_size]])
         batch = batch.to(device)
-        out = model(batch)
-        psnrs.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
+        if reconstruct:
+            out = model(batch)
+            psnrs.append(psnr(out.recon[:, :, centre].float().cpu().numpy(), batch[:, :, centre].cpu().numpy()))
+        else:
+            out = model(batch, reconstruct=False)
+            psnrs.append(np.zeros(len(batch)))
         if out.phase_logits is not None:
             bins.append(out.phase_logits.float().softmax(dim=1).cpu().numpy())
         if bank_weight == 0:

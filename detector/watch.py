@@ -92,10 +92,11 @@ class _Reader:
     """Frames of a source, RGB uint8, with reopening of live sources and, in realtime mode, a thread
     that keeps only the newest frame."""
 
-    def __init__(self, source: Path | int | str, realtime: bool, loop: bool, report: Callable[[str], None]):
+    def __init__(self, source: Path | int | str, realtime: bool, loop: bool, report: Callable[[str], None],
+                 limit: int | None = None):
         import cv2
 
-        self.source, self.realtime, self.loop, self.report = source, realtime, loop, report
+        self.source, self.realtime, self.loop, self.report, self.limit = source, realtime, loop, report, limit
         self.live = not isinstance(source, Path)
         self.capture = open_capture(source)
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -123,7 +124,7 @@ class _Reader:
     def _read(self) -> np.ndarray | None:
         import cv2
 
-        while True:
+        while self.limit is None or self.count < self.limit:
             ok, frame = self.capture.read()
             if ok:
                 self.count += 1
@@ -136,27 +137,48 @@ class _Reader:
                 self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             else:
                 return None
+        return None
 
-    def clips(self, size: int, clip_len: int, stop: threading.Event) -> Iterator[list[tuple[int, np.ndarray, float]]]:
-        """The newest `clip_len` frames (index in the source, frame resized to size x size, time it
-        arrived), each time a frame arrives; in realtime mode only when the previous clip is done
-        (the frames between are kept in the clip, but their own clips are dropped and counted)."""
+    def windows(self, size: int, clip_len: int, every: int, batch: int,
+                stop: threading.Event) -> Iterator[tuple[list[tuple[int, np.ndarray, float]], list[int]]]:
+        """The newest frames (index in the source, frame resized to size x size, time it arrived) and,
+        within them, the starts of the clips to score: every `every`-th clip, `batch` of them at a time
+        (the last ones at the end of the source). In realtime mode the clips that came due while the
+        previous window was scored, the newest `batch` of them; the others are dropped and counted."""
         import cv2
 
-        recent: deque[tuple[int, np.ndarray, float]] = deque(maxlen=clip_len)  # all that is kept
+        recent: deque[tuple[int, np.ndarray, float]] = deque(maxlen=clip_len + (batch - 1) * every)  # all kept
+        due: deque[int] = deque(maxlen=batch)  # the last frames of the clips waiting to be scored
+        came_due = 0  # clips that came due since the last window
 
         def take() -> bool:
+            nonlocal came_due
             frame = self._read()
             if frame is None:
                 return False
-            arrived = time.perf_counter()
-            recent.append((self.count - 1, cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA), arrived))
+            index = self.count - 1
+            recent.append((index, cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA),
+                           time.perf_counter()))
+            if index >= clip_len - 1 and (index - clip_len + 1) % every == 0:
+                due.append(index)
+                came_due += 1
             return True
+
+        def window() -> tuple[list[tuple[int, np.ndarray, float]], list[int]]:
+            nonlocal came_due
+            frames, first = list(recent), recent[0][0]
+            starts = [end - clip_len + 1 - first for end in due]
+            self.dropped += came_due - len(due)
+            due.clear()
+            came_due = 0
+            return frames, starts
 
         if not self.realtime:
             while not stop.is_set() and take():
-                if len(recent) == clip_len:
-                    yield list(recent)
+                if len(due) == batch:
+                    yield window()
+            if due:
+                yield window()
             return
         lock, arrived, finished = threading.Lock(), threading.Event(), threading.Event()
 
@@ -174,18 +196,17 @@ class _Reader:
 
         thread = threading.Thread(target=read_on, daemon=True)
         thread.start()
-        last = -1
-        while not (finished.is_set() and (not recent or recent[-1][0] == last)):
-            arrived.wait(0.5)
-            arrived.clear()
+        while True:
+            ended = finished.is_set()
             with lock:
-                if len(recent) < clip_len or recent[-1][0] == last:
-                    continue
-                snapshot = list(recent)
-            if last >= 0:
-                self.dropped += snapshot[-1][0] - last - 1
-            last = snapshot[-1][0]
-            yield snapshot
+                ready = window() if due else None
+            if ready is not None:
+                yield ready
+            elif ended:
+                break
+            else:
+                arrived.wait(0.5)
+                arrived.clear()
         stop.set()
         thread.join(timeout=5)
 
@@ -246,25 +267,28 @@ def _contact_sheet(frames: list[np.ndarray], path: Path) -> str:
     return str(path)
 
 
-def score_clip(checkpoint: Checkpoint, clip: np.ndarray, device: str | torch.device = "cpu") -> tuple[float, float | None]:
-    """One clip's anomaly score (of its centre frame: minus the normality `score_video` gives) and the
-    phase the model's phase head predicts for it (None without one)."""
+def score_clips(checkpoint: Checkpoint, frames: np.ndarray, starts: list[int],
+                device: str | torch.device = "cpu") -> tuple[np.ndarray, list[float | None]]:
+    """The anomaly scores of the clips starting at `starts` in `frames` (of each centre frame: minus
+    the normality `score_video` gives), in one batch, and the phase the model's phase head predicts
+    for each (None without one)."""
     config = checkpoint.config
     if checkpoint.kind in REFERENCE_KINDS:
-        return float(anomaly_scores(checkpoint, clip, 1, device)[0]), None
-    normality, probs = reconstruct_video(checkpoint.model, clip, config.clip_len, 1, device, config.bank_weight,
-                                         config.bank_at_phase, config.pixel_weight)
-    phase = None if probs is None else float((probs[0].argmax() + 0.5) / config.phase_bins)
-    return float(-normality[0]), phase
+        return anomaly_scores(checkpoint, frames, len(starts), device)[starts], [None] * len(starts)
+    normality, probs = reconstruct_video(checkpoint.model, frames, config.clip_len, len(starts), device,
+                                         config.bank_weight, config.bank_at_phase, config.pixel_weight, starts)
+    phases = [None] * len(starts) if probs is None else list((probs.argmax(axis=1) + 0.5) / config.phase_bins)
+    return -normality, phases
 
 
 def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold, out=None,
           alarm_dir: Path | None = None, realtime: bool = False, loop: bool = False, max_frames: int | None = None,
           every: int = 1, device: str | torch.device = "cpu", report: Callable[[str], None] = print,
-          on_frame: Callable[[int], None] | None = None, onnx: Path | None = None) -> Summary:
+          on_frame: Callable[[int], None] | None = None, onnx: Path | None = None, batch: int = 1) -> Summary:
     """Score `source` online until it ends, `max_frames` are read, or Ctrl-C; alarms reported as
-    they close (and written as JSON lines to `out`, with every frame's score). With `onnx`, the
-    clips are scored by that exported graph in onnxruntime instead of torch."""
+    they close (and written as JSON lines to `out`, with every frame's score). Clips are scored
+    `batch` at a time: more clips per second, each score later by up to batch - 1 clips. With
+    `onnx`, the clips are scored by that exported graph in onnxruntime instead of torch."""
     config = checkpoint.config
     checkpoint.model.to(device).eval()
     if onnx is not None:
@@ -273,12 +297,13 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
 
         graph = OnnxScorer(onnx)
 
-        def score(clip: np.ndarray) -> tuple[float, float | None]:
-            return graph.score(to_clip_tensor(clip)[None].numpy(), config.clip_len, config.bank_weight)
+        def score(frames: np.ndarray, starts: list[int]) -> tuple[list[float], list[float | None]]:
+            clips = torch.stack([to_clip_tensor(frames[s:s + config.clip_len]) for s in starts]).numpy()
+            return graph.score(clips, config.clip_len, config.bank_weight)
     else:
-        def score(clip: np.ndarray) -> tuple[float, float | None]:
-            return score_clip(checkpoint, clip, device)
-    reader = _Reader(source, realtime, loop, report)
+        def score(frames: np.ndarray, starts: list[int]) -> tuple[np.ndarray, list[float | None]]:
+            return score_clips(checkpoint, frames, starts, device)
+    reader = _Reader(source, realtime, loop, report, max_frames)
     state = _AlarmState(threshold)
     summary = Summary()
     stop = threading.Event()
@@ -300,22 +325,22 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
             out.flush()
 
     try:
-        for n, clip in enumerate(reader.clips(config.image_size, config.clip_len, stop)):
+        for window, starts in reader.windows(config.image_size, config.clip_len, every, batch, stop):
             if on_frame is not None:
                 on_frame(reader.count)
-            if n % every == 0:
-                value, phase = score(np.stack([entry[1] for entry in clip]))
-                latency = time.perf_counter() - clip[-1][2]
+            values, phases = score(np.stack([entry[1] for entry in window]), starts)
+            scored = time.perf_counter()
+            for start, value, phase in zip(starts, values, phases):
+                latency = scored - window[start + config.clip_len - 1][2]
                 summary.scored += 1
                 summary.latency_sum_s += latency
                 summary.latency_max_s = max(summary.latency_max_s, latency)
-                index, frame, _ = clip[centre]
-                closed(state.update(index, value, phase, frame))
+                index, frame, _ = window[start + centre]
+                closed(state.update(index, float(value), phase, frame))
                 if out is not None:
-                    out.write(json.dumps({"frame": index, "score": value, "alarm": state.open is not None}) + "\n")
-            if max_frames is not None and reader.count >= max_frames:
-                summary.ended = f"{max_frames} frames read"
-                break
+                    out.write(json.dumps({"frame": index, "score": float(value), "alarm": state.open is not None}) + "\n")
+        if max_frames is not None and reader.count >= max_frames:
+            summary.ended = f"{max_frames} frames read"
     except KeyboardInterrupt:
         summary.ended = "interrupted (Ctrl-C)"
     finally:

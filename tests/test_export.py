@@ -8,7 +8,7 @@ from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.cli import main
 from ipad_detect.data import to_clip_tensor
 from ipad_detect.export import OnnxScorer
-from ipad_detect.watch import score_clip
+from ipad_detect.watch import score_clips
 from test_watch import calibrated, played  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow  # an export takes half a minute
@@ -31,12 +31,14 @@ def test_the_graph_scores_clips_as_torch_does(exported, capsys):
     record = json.loads(graph.with_suffix(".json").read_text())
     assert record["outputs"] == ["centre", "bank_distance", "phase_probs"] and record["max_abs_difference"] < 1e-4
     checkpoint, onnx = load_checkpoint(run), OnnxScorer(graph)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        clip = rng.integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
-        torch_score, torch_phase = score_clip(checkpoint, clip)
-        onnx_score, onnx_phase = onnx.score(to_clip_tensor(clip)[None].numpy(), 16, checkpoint.config.bank_weight)
-        assert onnx_score == pytest.approx(torch_score, abs=1e-3) and onnx_phase == torch_phase
+    frames = np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8)
+    starts = [0, 2, 4]  # three clips in one batch: the graph takes any number
+    torch_scores, torch_phases = score_clips(checkpoint, frames, starts)
+    clips = np.stack([to_clip_tensor(frames[s:s + 16]).numpy() for s in starts])
+    onnx_scores, onnx_phases = onnx.score(clips, 16, checkpoint.config.bank_weight)
+    assert onnx_scores == pytest.approx(list(torch_scores), abs=1e-3) and onnx_phases == torch_phases
+    one_by_one = [onnx.score(clip[None], 16, checkpoint.config.bank_weight)[0][0] for clip in clips]
+    assert one_by_one == pytest.approx(onnx_scores, abs=1e-4)
 
 
 def test_watch_on_the_graph_raises_the_alarms_torch_raises(exported, tmp_path):

@@ -96,12 +96,35 @@ def test_the_default_detector_watches_with_a_given_threshold_and_reports_its_pha
     assert 0 <= alarms[0]["phase"] < 1 and "1 alarm(s)" in capsys.readouterr().out
 
 
-def test_realtime_paces_a_file_and_counts_what_it_drops(calibrated, tmp_path):
+@pytest.mark.parametrize("every", [1, 3])
+def test_clips_scored_in_batches_score_as_one_at_a_time(calibrated, tmp_path, every):
+    root, _ = calibrated
+    run = tmp_path / "full"
+    assert main(["train", "--data", str(root), "--scene", "S01", "--config", "tiny", "--epochs", "1",
+                 "--max-clips", "8", "--out", str(run), "--quiet"]) == 0
+    checkpoint = load_checkpoint(run)
+    mp4 = tmp_path / "red.mp4"
+    played(mp4, 45, red=slice(20, 30))
+    scores = {}
+    for batch in (1, 4):
+        out = tmp_path / f"batch-{batch}.jsonl"
+        with open(out, "w") as file:
+            summary = watch(checkpoint, mp4, Threshold(-1000.0, 2, 0.0, 0.0, 0, 0, "test", checkpoint.kind), file,
+                            every=every, batch=batch, report=lambda line: None)
+        scores[batch] = [json.loads(line) for line in out.read_text().splitlines() if "score" in json.loads(line)]
+        assert summary.frames == 45 and summary.scored == len(range(0, 45 - 15, every))
+    assert [s["frame"] for s in scores[4]] == [s["frame"] for s in scores[1]] == list(range(8, 45 - 7, every))
+    np.testing.assert_allclose([s["score"] for s in scores[4]], [s["score"] for s in scores[1]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_realtime_paces_a_file_and_counts_what_it_drops(calibrated, tmp_path, batch):
     root, run = calibrated
     mp4 = tmp_path / "fast.mp4"
     played(mp4, 48, fps=40)
     checkpoint = load_checkpoint(run)
-    summary = watch(checkpoint, mp4, Threshold.load(checkpoint.path), realtime=True, report=lambda line: None)
+    summary = watch(checkpoint, mp4, Threshold.load(checkpoint.path), realtime=True, report=lambda line: None,
+                    batch=batch)
     assert summary.frames == 48 and summary.scored + summary.dropped == 48 - 15
     assert summary.seconds >= 48 / 40 * 0.9  # it arrived at the file's rate
 

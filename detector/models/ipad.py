@@ -64,10 +64,14 @@ class IPADModel(nn.Module):
         features = self.encode(clips)[0]
         return features.reshape(-1, features.shape[-1])
 
-    def forward(self, clips: Tensor) -> ModelOutput:
+    def forward(self, clips: Tensor, reconstruct: bool = True) -> ModelOutput:
+        """With `reconstruct` False the memory and the decoder are skipped (recon None): a score made
+        by the normal bank alone needs only the encoder's tokens, a quarter of the work of a clip."""
         features, final = self.encode(clips)
         banked = features if self.normal_bank is not None else None
         phase_logits = self.phase_head(final) if self.phase_head is not None else None
+        if not reconstruct:
+            return ModelOutput(None, phase_logits, None, banked)
         attention = None
         if self.memory is not None:
             b, t, h, w, c = features.shape

@@ -13,11 +13,11 @@ from ipad_detect.models.memory import memory_entropy
 
 
 class ModelOutput(NamedTuple):
-    """recon [B, 3, T, H, W] in [-1, 1]; phase_logits [B, phase_bins] or None;
+    """recon [B, 3, T, H, W] in [-1, 1] (None when a bank-only score skipped the decoder); phase_logits [B, phase_bins] or None;
     memory_attention [B, N, M] or None; tokens [B, T', H', W', C], the encoder's tokens the memory
     and the decoder read (what the normal bank keeps), or None for models without a bank."""
 
-    recon: Tensor
+    recon: Tensor | None
     phase_logits: Tensor | None
     memory_attention: Tensor | None
     tokens: Tensor | None = None
