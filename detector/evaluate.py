@@ -1,4 +1,4 @@
-"""IPAD's evaluation protocol, as released (DESIGN.md, "Evaluation protocol"); no models here.
+"""IPAD's evaluation protocol, as the authors' released code computes it; no models here.
 
 - A clip of 16 frames at stride 1 is scored by the PSNR of its centre frame (index 8), on frames
   scaled to [-1, 1]:  PSNR = 10 · log10(1 / mse). The peak is taken as 1, as in IPAD's code, not

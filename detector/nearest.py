@@ -3,7 +3,7 @@
 No learning: each keeps a bank of downsampled normal training samples, and a test clip's score
 is the PSNR of its sample against the nearest bank sample, so it goes through the same IPAD
 evaluation harness as the reconstruction models (high = normal). A learned detector that does
-not beat them has not earned its place (DESIGN.md, "Evaluation protocol").
+not beat them has not earned its place (the README's accuracy benchmark puts them beside every model).
 
 - `frame-nn`: the clip's centre frame against every training frame.
 - `clip-nn`: the 9 frames t-8, t-6, ..., t+8 around the centre against the same of every
