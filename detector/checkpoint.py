@@ -41,6 +41,10 @@ class Checkpoint:
     info: dict = field(default_factory=dict)
 
 
+class CheckpointWriteError(ValueError):
+    """A checkpoint that could not be written (disk full, read-only): one line, the earlier ones kept."""
+
+
 def epoch_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob("epoch-[0-9]*") if (p / CONFIG).is_file())
 
@@ -81,14 +85,21 @@ def save_checkpoint(run_dir: Path | str, model: nn.Module, kind: str, config: Mo
     temporary = run_dir / f".tmp-{final.name}-{os.getpid()}"
     _remove_stale_temporaries(run_dir)
     shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    save_model(model, str(temporary / WEIGHTS))
-    if optimizer is not None:
-        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
-                   temporary / TRAINING_STATE)
     description = {"format": FORMAT, "kind": kind, "epoch": epoch, "config": config.model_dump(),
                    "info": info or {}}
-    (temporary / CONFIG).write_text(json.dumps(description, indent=2))
+    try:
+        temporary.mkdir()
+        save_model(model, str(temporary / WEIGHTS))
+        if optimizer is not None:
+            torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+                       temporary / TRAINING_STATE)
+        (temporary / CONFIG).write_text(json.dumps(description, indent=2))
+    except (OSError, RuntimeError, SafetensorError) as error:  # a full disk, quota, a file system gone read-only
+        shutil.rmtree(temporary, ignore_errors=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise CheckpointWriteError(
+            f"checkpoint {final} could not be written ({reason}); the checkpoints already in {run_dir} are "
+            "kept: make room (or give another --out) and rerun to resume") from None
     if final.exists():  # re-saving an epoch (e.g. after a crash right after the rename)
         shutil.rmtree(final)
     os.replace(temporary, final)

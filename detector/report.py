@@ -236,23 +236,31 @@ def score_curves(run: Run, out: Path, prefix: str = "") -> list[Path]:
     return written
 
 
+class ReportWriteError(ValueError):
+    """A report file that could not be written: one line naming it."""
+
+
 def make_report(json_files: list[Path | str], out: Path | str, curves: bool = True) -> dict[str, object]:
     """Write table2/3/4 .md and .csv, report.md (all tables) and score curves under `out`."""
     if not json_files:
         raise ValueError("no evaluation JSON given; pass files written by ipad-detect evaluate or finetune")
     runs = [read_run(path) for path in json_files]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tables = [t for t in (table2(runs), table3(runs), table4(runs)) if t is not None]
     written: dict[str, object] = {}
-    for table in tables:
-        written[table.name] = table.write(out)
-    report = out / "report.md"
-    report.write_text("\n".join(t.markdown() for t in tables))
-    written["report"] = report
-    written["tables"] = tables
-    if curves:
-        (out / "curves").mkdir(exist_ok=True)
-        written["curves"] = [png for i, run in enumerate(runs, 1)  # numbered: many files are "evaluation.json"
-                             for png in score_curves(run, out / "curves", f"{i:02d}-")]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for table in tables:
+            written[table.name] = table.write(out)
+        report = out / "report.md"
+        report.write_text("\n".join(t.markdown() for t in tables))
+        written["report"] = report
+        written["tables"] = tables
+        if curves:
+            (out / "curves").mkdir(exist_ok=True)
+            written["curves"] = [png for i, run in enumerate(runs, 1)  # numbered: many files are "evaluation.json"
+                                 for png in score_curves(run, out / "curves", f"{i:02d}-")]
+    except OSError as error:  # a disk that fills up, a file system that goes read-only
+        raise ReportWriteError(f"{error.filename or out} could not be written ({error.strerror or error}); "
+                               "make room (or give another --out) and run report again") from None
     return written

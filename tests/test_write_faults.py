@@ -1,0 +1,53 @@
+"""Outputs that fail while they are written (a disk that fills up): one line, nothing of value lost.
+
+The output check before the work (`--out` under a file, read-only) cannot see a disk that fills
+during the work, so the writers themselves turn the OSError into a one-line error (issue 15).
+"""
+import errno
+
+import pytest
+import torch
+
+from ipad_detect import checkpoint as checkpoint_module
+from ipad_detect import report as report_module
+from ipad_detect.checkpoint import CheckpointWriteError, save_checkpoint
+from ipad_detect.cli import main
+from ipad_detect.config import get_config
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_checkpoint_on_a_full_disk_is_one_error_and_the_earlier_one_is_kept(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    model = torch.nn.Linear(3, 2)
+    save_checkpoint(run, model, "clip-nn", get_config("tiny"), 1)
+    monkeypatch.setattr(checkpoint_module, "save_model", _disk_full)
+    with pytest.raises(CheckpointWriteError, match=r"epoch-0002 could not be written \(No space left on device\)"):
+        save_checkpoint(run, model, "clip-nn", get_config("tiny"), 2)
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-0001"]  # no temporary left behind
+    assert (run / "epoch-0001" / "config.json").is_file()
+
+
+def test_training_on_a_full_disk_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from conftest import write_scene
+
+    write_scene(tmp_path / "data", "S01", num_frames=20, train_videos=1)
+    monkeypatch.setattr(checkpoint_module, "save_model", _disk_full)
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tmp_path / "data"), "--scene", "S01", "--model", "clip-nn",
+                 "--config", "tiny", "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "could not be written (No space left on device)" in err and err.count("\n") == 1, err
+    assert not list(run.glob(".tmp-*"))
+
+
+def test_a_report_on_a_full_disk_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from test_report import evaluation_json
+
+    evaluation, _ = evaluation_json(tmp_path / "evaluation.json", "S01")
+    monkeypatch.setattr(report_module.Table, "write", _disk_full)
+    assert main(["report", "--out", str(tmp_path / "rep"), str(evaluation)]) == 2
+    err = capsys.readouterr().err
+    assert "could not be written (No space left on device)" in err and err.count("\n") == 1, err
