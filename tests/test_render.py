@@ -186,6 +186,8 @@ BASE = ["render", "--device", "lifter", "--anomalies", "logic"]
     (["--engine", "eevee"], "'workbench' or 'cycles'"),
     (["--scene-name", ""], "--scene-name is empty"),
     (["--scene-name", "a b"], "pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"),  # capitals kept
+    (["--train-videos", "100000"], "--train-videos must be at most 1000 (got 100000)"),  # planned up front: GBs
+    (["--cycles", "100000"], "--cycles must be at most 200 (got 100000)"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
