@@ -80,7 +80,11 @@ class SceneWriter:
             tmp = Path(out_root) / f".{scene}.partial.new-{socket.gethostname()}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            write_json(tmp / "scene.json", spec_json)
+            try:
+                write_json(tmp / "scene.json", spec_json)
+            except OSError:  # a full or read-only disk: leave no stray temporary for nobody to remove
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             try:
                 os.replace(tmp, self.stage)
             except OSError:  # another process made it first (the rename finds a non-empty dir)

@@ -51,3 +51,12 @@ def test_a_report_on_a_full_disk_is_one_line_exit_2(tmp_path, monkeypatch, capsy
     assert main(["report", "--out", str(tmp_path / "rep"), str(evaluation)]) == 2
     err = capsys.readouterr().err
     assert "could not be written (No space left on device)" in err and err.count("\n") == 1, err
+
+
+def test_a_scene_stage_that_cannot_be_written_leaves_no_temporary(tmp_path, monkeypatch):
+    from ipadgen import writer
+
+    monkeypatch.setattr(writer, "write_json", _disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        writer.SceneWriter(tmp_path, "S", {"spec": {"name": "S"}})
+    assert list(tmp_path.iterdir()) == []  # no .S.partial.new-<host>-<pid> left behind
