@@ -42,6 +42,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "training period labels, else estimated from the training frames; the estimated "
                              "period files are written to <out>/period)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (on a GPU with fused window attention); the first step "
+                             "compiles, minutes for the paper config, and its time is printed")
 
 
 def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None:
@@ -314,7 +317,8 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
     options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=lr,
                            seed=args.seed, device=_device(args), stride=args.stride,
                            max_clips=args.max_clips, cycle_length=args.cycle_length,
-                           init_weights=args.init_weights, bf16=args.bf16, progress=not args.quiet)
+                           init_weights=args.init_weights, bf16=args.bf16, compile=args.compile,
+                           progress=not args.quiet)
     result = train(args.data, scenes, config, out, options)
     if result.checkpoint is not None:
         lengths = ", ".join(f"{s} {v:.1f}" for s, v in result.cycle_lengths.items())
@@ -339,7 +343,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(args.checkpoint, device)
     result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
                                  cycle_length=args.cycle_length, phase_weight=args.phase_weight,
-                                 batch_size=args.batch_size, device=device, progress=not args.quiet)
+                                 batch_size=args.batch_size, device=device, progress=not args.quiet,
+                                 compile=args.compile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.to_json(), indent=1))
     auc = "n/a (one class only)" if result.auc is None else f"{100 * result.auc:.1f}%"
@@ -354,6 +359,7 @@ def _run_score(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ipad_detect.checkpoint import load_checkpoint
+    from ipad_detect.compiled import compile_for_scoring
     from ipad_detect.data import load_scene, video_from_frame_dir
     from ipad_detect.evaluate import combine_scores, frame_auc, trim_labels
     from ipad_detect.plots import plot_score_curve
@@ -372,8 +378,10 @@ def _run_score(args: argparse.Namespace) -> None:
             training = load_scene(scene_dir.parent, video.scene, splits=("training",)).training
     length = resolve_cycle_length(args.cycle_length, training, checkpoint, video.scene)
     frames = video.read(config.image_size)
-    values, error = score_video(checkpoint.model, checkpoint.kind, config, frames, length,
-                                args.batch_size, device)
+    model = checkpoint.model
+    if args.compile:
+        model = compile_for_scoring(model, checkpoint.kind, config, args.batch_size, device)
+    values, error = score_video(model, checkpoint.kind, config, frames, length, args.batch_size, device)
     weight = config.phase_score_weight if args.phase_weight is None else args.phase_weight
     normality = combine_scores([values], None if error is None else [error], "video", weight)[0]
     first = config.clip_len // 2
@@ -419,7 +427,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
     options = FinetuneOptions(method=args.method, shots=args.shots, videos=videos, rank=args.rank, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=_device(args),
                               stride=args.stride, max_clips=args.max_clips, cycle_length=args.cycle_length,
-                              merge=args.merge, progress=not args.quiet)
+                              merge=args.merge, compile=args.compile, progress=not args.quiet)
     result = finetune(data, args.real, args.pretrained, out, options)
     auc = "n/a (one class only)" if result.evaluation.auc is None else f"{100 * result.evaluation.auc:.1f}%"
     print(f"{args.real}: frame AUC {auc} after {args.method} fine-tuning on {len(result.videos)} training "

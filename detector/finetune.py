@@ -74,6 +74,7 @@ class FinetuneOptions:
     max_clips: int | None = None
     cycle_length: float | None = None
     merge: bool = False
+    compile: bool = False  # torch.compile for the fine-tune and the evaluation (compiled.py)
     progress: bool = True
 
     @property
@@ -254,8 +255,8 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
     train_options = TrainOptions(kind=base.kind, epochs=options.epochs, batch_size=options.batch_size,
                                  lr=options.learning_rate, seed=options.seed, device=options.device,
                                  stride=options.stride, max_clips=options.max_clips,
-                                 cycle_length=options.cycle_length, progress=options.progress,
-                                 videos=tuple(videos), period_dir=out / "period")
+                                 cycle_length=options.cycle_length, compile=options.compile,
+                                 progress=options.progress, videos=tuple(videos), period_dir=out / "period")
     run_dir = out / ("resume" if options.method == "lora" else "checkpoint")
     start = time.perf_counter()
     trained = train(root, [scene], base.config, run_dir, train_options, model=model)
@@ -280,7 +281,7 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
                          epoch=options.epochs, model=model, info=info)
     evaluation = evaluate_checkpoint(adapted, root, scene, cycle_length=options.cycle_length,
                                      batch_size=options.batch_size, device=options.device,
-                                     progress=options.progress)
+                                     progress=options.progress, compile=options.compile)
     result = FinetuneResult(model=model, evaluation=evaluation, trainable_parameters=trainable,
                             total_parameters=total, wall_time_s=wall_time, videos=videos,
                             cycle_length=cycle_length, epoch_losses=trained.epoch_losses,

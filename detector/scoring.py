@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ipad_detect.checkpoint import Checkpoint
+from ipad_detect.compiled import compile_for_scoring
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
 from ipad_detect.kinds import REFERENCE_KINDS
@@ -136,14 +137,17 @@ def resolve_cycle_length(explicit: float | None, training: list[Video], checkpoi
 
 def score_scene(checkpoint: Checkpoint, root: Path | str, scene: str, cycle_length: float | None = None,
                 batch_size: int = 8, device: str | torch.device = "cpu",
-                progress: bool = True) -> tuple[list[VideoScores], float | None]:
-    """Raw scores of one scene's test videos, and the cycle length used for E_p."""
+                progress: bool = True, compile: bool = False) -> tuple[list[VideoScores], float | None]:
+    """Raw scores of one scene's test videos, and the cycle length used for E_p (`compile`: by the
+    model compiled, compiled.py)."""
     root = Path(root)
     testing = load_scene(root, scene, splits=("testing",)).testing
     has_training = (root / scene / "training" / "frames").is_dir()
     training = load_scene(root, scene, splits=("training",)).training if has_training else []
     length = resolve_cycle_length(cycle_length, training, checkpoint, scene)
     model = checkpoint.model.to(device)
+    if compile:
+        model = compile_for_scoring(model, checkpoint.kind, checkpoint.config, batch_size, device)
     scores = score_videos(model, checkpoint.kind, checkpoint.config, testing, length, batch_size, device, progress)
     return scores, length
 
@@ -151,11 +155,11 @@ def score_scene(checkpoint: Checkpoint, root: Path | str, scene: str, cycle_leng
 def evaluate_checkpoint(checkpoint: Checkpoint, root: Path | str, scene: str, norm: str = "scene",
                         cycle_length: float | None = None, phase_weight: float | None = None,
                         batch_size: int = 8, device: str | torch.device = "cpu",
-                        progress: bool = True) -> EvaluationResult:
+                        progress: bool = True, compile: bool = False) -> EvaluationResult:
     """IPAD evaluation of one scene's test videos with a trained checkpoint."""
     if norm not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {norm!r}; allowed: {', '.join(NORMALISATIONS)}")
-    scores, length = score_scene(checkpoint, root, scene, cycle_length, batch_size, device, progress)
+    scores, length = score_scene(checkpoint, root, scene, cycle_length, batch_size, device, progress, compile)
     weight = checkpoint.config.phase_score_weight if phase_weight is None else phase_weight
     result = evaluate_scene(scores, norm=norm, phase_weight=weight, clip_len=checkpoint.config.clip_len)
     result.extra.update({"scene": scene, "data": str(root), "checkpoint": str(checkpoint.path),

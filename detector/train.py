@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,14 @@ from tqdm import tqdm
 
 from ipad_detect.checkpoint import (build, epoch_dirs, load_training_state, read_description, resize_buffers_like,
                                    save_checkpoint, unreadable)
+from ipad_detect.compiled import compile_model
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
 from ipad_detect.models import kind_config, unwrapped
 from ipad_detect.models.background import matched_light
 from ipad_detect.models.normal_bank import BANK_CLIPS, pixel_clips
+from ipad_detect.models.swin3d import use_attention
 from ipad_detect.period_estimation import align_phase, frame_features, label_videos, reference_cycle
 
 
@@ -49,6 +52,7 @@ class TrainOptions:
     cycle_length: float | None = None  # frames per cycle when videos have no period labels
     init_weights: Path | None = None  # torchvision swin3d_t state_dict for the encoder
     bf16: bool = False  # autocast to bfloat16 (GPU)
+    compile: bool = False  # torch.compile the model (compiled.py); the first step's time is printed
     progress: bool = True
     videos: tuple[str, ...] | None = None  # names of the training videos to use (few-shot), default all
     period_dir: Path | None = None  # where estimated period files go (default <out>/period)
@@ -63,6 +67,7 @@ class TrainResult:
     epoch_recon: list[float] = field(default_factory=list)  # its reconstruction MSE alone
     static_frame_mse: float | None = None  # the same MSE of each scene's mean training frame (see below)
     lit_static_frame_mse: float | None = None  # ... of that mean frame in each frame's light (match_light)
+    compile_seconds: float | None = None  # the first training step of a --compile run, compiling included
 
 
 @dataclass
@@ -367,6 +372,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         # later stages unused.
         unused = getattr(core, "phase_head", True) is None and getattr(core, "decode_norm", None) is not None
         model = DistributedDataParallel(core, device_ids=ids, find_unused_parameters=unused)
+    if options.compile:
+        model = compile_model(model, world.device)
+    compile_seconds = None
 
     autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
                 if options.bf16 else nullcontext())
@@ -388,6 +396,8 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",
                    disable=not (options.progress and world.is_main))
         for step, (clips, targets) in enumerate(bar):
+            first_compiled = options.compile and compile_seconds is None
+            started = time.perf_counter()
             clips = clips.to(world.device, non_blocking=True)
             phase_target = targets.to(world.device) if bool((targets >= 0).all()) else None
             with autocast:
@@ -402,6 +412,10 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             total += loss.item() * len(clips)
             recon_total += parts["recon"].item() * len(clips)
             count += len(clips)
+            if first_compiled:  # .item() above has waited for the step
+                compile_seconds = time.perf_counter() - started
+                if world.is_main:
+                    print(f"torch.compile: first training step {compile_seconds:.1f} s (compiling)", flush=True)
             bar.set_postfix(loss=f"{total / count:.4f}")
         losses.append(total / max(count, 1))
         recon_losses.append(recon_total / max(count, 1))
@@ -411,6 +425,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         if not all(bool(torch.isfinite(p).all()) for p in core.parameters()):  # the epoch's last step diverged
             raise _diverged(f"in epoch {epoch + 1}: its weights are no longer finite", options.lr, path)
         if epoch + 1 == options.epochs:  # what scoring reads besides the weights, saved below (same on every rank)
+            use_attention(core, "eager")  # the fits run it uncompiled, where FlexAttention is not fused
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
             fit_normal_bank(core, all_clips, world.device, options.batch_size,
                             next(iter(lengths.values())) if len(lengths) == 1 else None)
@@ -426,4 +441,5 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         static = static_frame_mse(videos, all_clips.cache)
         if config.match_light:
             lit = static_frame_mse(videos, all_clips.cache, match_light=True)
-    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static, lit)
+    return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static, lit,
+                       compile_seconds)
