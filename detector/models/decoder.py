@@ -4,6 +4,7 @@ reconstruction has exactly the input clip's shape."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ipad_detect.config import ModelConfig
@@ -42,4 +43,10 @@ class SwinDecoder3d(nn.Module):
         return cls(cfg.embed_dim, cfg.decoded_stage + 1, cfg.patch_size)
 
     def forward(self, features: Tensor) -> Tensor:
+        if features.is_cuda:
+            # cuDNN's fast 3-D (de)convolutions are channels last (NDHWC), and a convolution's output
+            # keeps its input's layout through BatchNorm and ReLU. The encoder's tokens permuted to
+            # [B, C, T', H', W'] already lie so (no copy then); this keeps it so for any caller. bf16
+            # is the run's autocast (--bf16), which covers these convolutions.
+            features = features.contiguous(memory_format=torch.channels_last_3d)
         return self.to_frames(self.upsample(features))
