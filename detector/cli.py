@@ -68,6 +68,9 @@ def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None
     parser.add_argument("--init-weights", type=Path, default=None,
                         help="torchvision swin3d_t state_dict (local file) to start the Swin encoder from")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    parser.add_argument("--frame-cache", type=Path, default=None, metavar="DIR",
+                        help="keep the decoded frames here, one memory-mapped uint8 file per video, decoded once "
+                             "(default: <out>/frames on a GPU; on the CPU frames stay in memory)")
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder for the checkpoints; training resumes from the newest one in it "
                              "(default runs/<scenes>-<model>-<config>)")
@@ -318,7 +321,7 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
                            seed=args.seed, device=_device(args), stride=args.stride,
                            max_clips=args.max_clips, cycle_length=args.cycle_length,
                            init_weights=args.init_weights, bf16=args.bf16, compile=args.compile,
-                           progress=not args.quiet)
+                           frame_cache=args.frame_cache, progress=not args.quiet)
     result = train(args.data, scenes, config, out, options)
     if result.checkpoint is not None:
         lengths = ", ".join(f"{s} {v:.1f}" for s, v in result.cycle_lengths.items())

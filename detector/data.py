@@ -26,6 +26,7 @@ from the normal training videos and the phase of every frame.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,10 +320,15 @@ def read_frames(paths: list[Path], image_size: int) -> np.ndarray:
     return out
 
 
+def clips_to_float(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, 3] -> float [B, 3, T, H, W] in [-1, 1], contiguous, on the clips'
+    device: the training loader moves uint8 clips and they become float on the GPU."""
+    return clips.permute(0, 4, 1, 2, 3).to(torch.float32, memory_format=torch.contiguous_format) / 127.5 - 1.0
+
+
 def to_clip_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> float [3, T, H, W] in [-1, 1]."""
-    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
-    return clip / 127.5 - 1.0
+    return clips_to_float(torch.from_numpy(np.ascontiguousarray(frames))[None])[0]
 
 
 def clip_starts(num_frames: int, clip_len: int = 16, stride: int = 1) -> range:
@@ -356,17 +362,37 @@ def phase_bin(phase: float | np.ndarray, phase_bins: int) -> np.ndarray:
 
 
 class FrameCache:
-    """Decoded frames per video, read on first use (uint8, so a scene fits in memory)."""
+    """Decoded frames per video, read on first use (uint8, so a scene fits in memory).
 
-    def __init__(self, image_size: int):
+    With `folder`, each video is decoded once into `<folder>/<scene>/<split>-<name>-<size>px.npy`
+    and read back memory-mapped (copy-on-write): a later run, and every DataLoader worker, reads
+    those pages instead of decoding JPEGs again. A file older than its video's folder or file, or of another frame
+    count, is decoded anew; files are written under a temporary name and renamed into place."""
+
+    def __init__(self, image_size: int, folder: Path | str | None = None):
         self.image_size = image_size
+        self.folder = Path(folder) if folder is not None else None
         self._frames: dict[str, np.ndarray] = {}
 
     def get(self, video: Video) -> np.ndarray:
         key = str(video.frame_dir)
         if key not in self._frames:
-            self._frames[key] = video.read(self.image_size)
+            self._frames[key] = video.read(self.image_size) if self.folder is None else self._mapped(video)
         return self._frames[key]
+
+    def _mapped(self, video: Video) -> np.ndarray:
+        path = self.folder / (video.scene or "videos") / f"{video.split or 'frames'}-{video.name}-{self.image_size}px.npy"
+        shape = (video.num_frames, self.image_size, self.image_size, 3)
+        if path.is_file() and path.stat().st_mtime >= video.frame_dir.stat().st_mtime:
+            frames = np.load(path, mmap_mode="c")
+            if frames.shape == shape and frames.dtype == np.uint8:
+                return frames
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as f:  # a file object: np.save would add ".npy" to the name
+            np.save(f, video.read(self.image_size))
+        os.replace(temporary, path)
+        return np.load(path, mmap_mode="c")
 
 
 class ClipDataset(Dataset):
@@ -377,13 +403,13 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, videos: list[Video], image_size: int, clip_len: int = 16, stride: int = 1,
-                 phase_bins: int | None = None):
+                 phase_bins: int | None = None, cache: FrameCache | None = None):
         if stride < 1:
             raise DataError(f"clip stride {stride} is not allowed; use a positive integer")
         self.videos = videos
         self.clip_len = clip_len
         self.phase_bins = phase_bins
-        self.cache = FrameCache(image_size)
+        self.cache = cache or FrameCache(image_size)
         self.index = [(v, s) for v in videos for s in clip_starts(v.num_frames, clip_len, stride)]
         if not self.index:
             shortest = min(v.num_frames for v in videos) if videos else 0
@@ -397,10 +423,29 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def frames(self, i: int) -> tuple[np.ndarray, int]:
+        """Clip i as uint8 frames [T, H, W, 3] and its phase bin target."""
         video, start = self.index[i]
-        frames = self.cache.get(video)[start:start + self.clip_len]
         target = -1
         if self.phase_bins and video.phase is not None:
             target = int(phase_bin(video.phase[start + self.centre], self.phase_bins))
+        return self.cache.get(video)[start:start + self.clip_len], target
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frames, target = self.frames(i)
         return to_clip_tensor(frames), target
+
+
+class Uint8Clips(Dataset):
+    """The clips of a ClipDataset as uint8 tensors [T, H, W, 3]: a quarter of the float bytes to
+    collate, pin and copy; the training loop makes them float on its device (`clips_to_float`)."""
+
+    def __init__(self, clips: ClipDataset):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frames, target = self.clips.frames(i)
+        return torch.from_numpy(np.array(frames)), target

@@ -29,7 +29,7 @@ from ipad_detect.checkpoint import (build, epoch_dirs, load_training_state, read
                                    save_checkpoint, unreadable)
 from ipad_detect.compiled import compile_model
 from ipad_detect.config import ModelConfig
-from ipad_detect.data import ClipDataset, FrameCache, Video, load_scene, to_clip_tensor
+from ipad_detect.data import ClipDataset, FrameCache, Uint8Clips, Video, clips_to_float, load_scene, to_clip_tensor
 from ipad_detect.kinds import KINDS, REFERENCE_KINDS
 from ipad_detect.models import kind_config, unwrapped
 from ipad_detect.models.background import matched_light
@@ -56,6 +56,7 @@ class TrainOptions:
     progress: bool = True
     videos: tuple[str, ...] | None = None  # names of the training videos to use (few-shot), default all
     period_dir: Path | None = None  # where estimated period files go (default <out>/period)
+    frame_cache: Path | None = None  # decoded frames, memory-mapped (FrameCache; default <out>/frames on a GPU)
 
 
 @dataclass
@@ -312,12 +313,34 @@ def fit_normal_bank(model: torch.nn.Module, clips: ClipDataset, device: torch.de
     base.train(was_training)
 
 
+LOADER_WORKERS = 8  # processes that read a GPU's training clips (a CPU run reads them itself, as ever)
+
+
+def training_loader(clips: Dataset, batch_size: int, device: torch.device, sampler: DistributedSampler | None = None,
+                    generator: torch.Generator | None = None) -> DataLoader:
+    """Batches of uint8 clips (`Uint8Clips`), shuffled by `generator` or drawn by `sampler`. For a
+    GPU they are read by worker processes into pinned memory, so reading and the copy overlap the
+    steps; the order is the generator's either way."""
+    workers = min(LOADER_WORKERS, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return DataLoader(clips, batch_size=batch_size, sampler=sampler, shuffle=sampler is None, generator=generator,
+                      pin_memory=device.type == "cuda", num_workers=workers, prefetch_factor=4 if workers else None)
+
+
+def frame_cache_folder(root: Path, out: Path | None, options: TrainOptions, device: torch.device) -> Path | None:
+    """Where the decoded frames are kept (`TrainOptions.frame_cache`): never inside the dataset."""
+    folder = options.frame_cache or (out / "frames" if out is not None and device.type == "cuda" else None)
+    if folder is not None and (folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents):
+        raise ValueError(f"the frame cache {folder} lies inside the data root {root}; nothing is written into the "
+                         f"dataset: give --frame-cache a folder outside it (or --out one outside it)")
+    return folder
+
+
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
     if options.kind not in REFERENCE_KINDS:
         config = kind_config(options.kind, config)
-    cache = FrameCache(config.image_size)
+    cache = FrameCache(config.image_size, frame_cache_folder(root, out, options, world.device))
     period_dir = options.period_dir or (out / "period" if out is not None and world.is_main else None)
     videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, period_dir)
     info = {"data": str(root), "scenes": scenes, "cycle_lengths": lengths,
@@ -338,7 +361,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         path = save_checkpoint(out, model, options.kind, config, 1, info=info) if out and world.is_main else None
         return TrainResult(model, path, [], lengths)
 
-    all_clips = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins)
+    all_clips = ClipDataset(videos, config.image_size, config.clip_len, options.stride, config.phase_bins, cache)
+    for video in videos:  # decoded (or mapped) here, before any loader worker starts
+        cache.get(video)
 
     if model is None:
         model = build(options.kind, config)
@@ -379,18 +404,16 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     autocast = (torch.autocast(device_type=world.device.type, dtype=torch.bfloat16)
                 if options.bf16 else nullcontext())
     losses, recon_losses, path = [], [], last
-    pin = world.device.type == "cuda"
     for epoch in range(start_epoch, options.epochs):
-        dataset = epoch_clips(all_clips, options.max_clips, options.seed, epoch)
+        dataset = epoch_clips(Uint8Clips(all_clips), options.max_clips, options.seed, epoch)
         if world.world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True,
                                          seed=options.seed)
             sampler.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_size=options.batch_size, sampler=sampler, pin_memory=pin)
+            loader = training_loader(dataset, options.batch_size, world.device, sampler=sampler)
         else:
             generator = torch.Generator().manual_seed(options.seed + epoch)
-            loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, generator=generator,
-                                pin_memory=pin)
+            loader = training_loader(dataset, options.batch_size, world.device, generator=generator)
         model.train()
         total, recon_total, count = 0.0, 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch",
@@ -398,7 +421,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         for step, (clips, targets) in enumerate(bar):
             first_compiled = options.compile and compile_seconds is None
             started = time.perf_counter()
-            clips = clips.to(world.device, non_blocking=True)
+            clips = clips_to_float(clips.to(world.device, non_blocking=True))
             phase_target = targets.to(world.device) if bool((targets >= 0).all()) else None
             with autocast:
                 output = model(clips)
