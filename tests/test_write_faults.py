@@ -60,3 +60,45 @@ def test_a_scene_stage_that_cannot_be_written_leaves_no_temporary(tmp_path, monk
     with pytest.raises(OSError, match="No space left"):
         writer.SceneWriter(tmp_path, "S", {"spec": {"name": "S"}})
     assert list(tmp_path.iterdir()) == []  # no .S.partial.new-<host>-<pid> left behind
+
+
+def _read_only(*args, **kwargs):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "{tmp}/data", "--scene", "S01", "--out", "{tmp}/run"],
+    ["evaluate", "--data", "{tmp}/data", "--scene", "S01", "--checkpoint", "{tmp}/nowhere", "--out", "{tmp}/e.json"],
+    ["report", "--out", "{tmp}/rep", "{tmp}/nowhere.json"],
+])
+def test_a_read_only_output_is_refused_before_the_work(tmp_path, monkeypatch, capsys, argv):
+    """Root ignores file modes, so the read-only file system is simulated where the check probes it."""
+    import tempfile
+
+    from conftest import write_scene
+
+    write_scene(tmp_path / "data", "S01", num_frames=20, train_videos=1)
+    monkeypatch.setattr(tempfile, "TemporaryFile", _read_only)
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written (Read-only file system)" in err and err.count("\n") == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_a_report_under_a_file_is_refused_before_the_work(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("keep me")
+    assert main(["report", "--out", str(tmp_path / "a-file" / "rep"), str(tmp_path / "nowhere.json")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written (" in err and "is a file, not a folder" in err and err.count("\n") == 1, err
+    assert (tmp_path / "a-file").read_text() == "keep me"
+
+
+def test_a_read_only_render_output_is_one_line(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from ipadgen.cli import main as ipadgen_main
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", _read_only)
+    assert ipadgen_main(["render", "--device", "lifter", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written (Read-only file system)" in err and err.count("\n") == 1, err
