@@ -3,16 +3,24 @@
 Verbs: render (one scene), devices (what can be rendered), preview (contact sheet of a scene),
 schema (JSON schema of a scene file), sample-scenes (new scene files for pretraining), render-set
 (many scene files, parallel, resumable, sharded), verify (audit a rendered scene).
+
+typer parses, shows the defaults and checks the ranges; the ranges of the scene options are
+those SceneSpec and RenderSpec declare. Bad input (a usage or data error) is one line per
+problem on stderr and exit 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import argparse
+import functools
 import re
 import sys
 import tempfile
+from enum import Enum
+from importlib import metadata
 from pathlib import Path
+from typing import Annotated, Optional, get_args
 
-from pydantic import ValidationError
+import typer
+from pydantic import BaseModel, ValidationError
 
 from .devices import DEVICES, get_device
 from .spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
@@ -21,6 +29,11 @@ FLAG_OF = {"train_videos": "--train-videos", "test_videos": "--test-videos",
            "cycles": "--cycles", "resolution": "--resolution", "engine": "--engine",
            "seed": "--seed", "name": "--scene-name", "fps": "--fps", "samples": "--samples",
            "style": "--style"}
+UNIT = {"resolution": " pixels"}  # said after a bound in a range error
+
+
+# click's ClickException, the base of every error typer reports (vendored in typer since 0.26)
+FrameworkError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class UsageError(Exception):
@@ -29,11 +42,122 @@ class UsageError(Exception):
 
 def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
+    if not e["loc"]:  # a check across fields: its own sentence, not the whole spec as the input
+        return str(e.get("ctx", {}).get("error", e["msg"]))
     field = next((FLAG_OF[str(p)] for p in reversed(e["loc"]) if str(p) in FLAG_OF),
                  ".".join(map(str, e["loc"])) or "spec")
     message = e["msg"][:1].lower() + e["msg"][1:]  # only the first letter: a pattern keeps its capitals
     return f"{field}: {message} (got {e.get('input')!r})"
 
+
+def _range(model: type[BaseModel], field: str) -> dict[str, float]:
+    """typer's min/max from the ge/le of a spec field: the CLI checks the range the spec declares."""
+    bounds = {}
+    for m in model.model_fields[field].metadata:
+        if getattr(m, "ge", None) is not None:
+            bounds["min"] = m.ge
+        if getattr(m, "le", None) is not None:
+            bounds["max"] = m.le
+    return bounds
+
+
+# ------------------------------------------------------------------ options shared between verbs
+
+Seed = Annotated[int, typer.Option(help="seed of everything drawn (parameters, camera, nuisance, "
+                                        "anomaly timing)", **_range(SceneSpec, "seed"))]
+TrainVideos = Annotated[int, typer.Option(help="normal videos for training",
+                                          **_range(SceneSpec, "train_videos"))]
+TestVideos = Annotated[int, typer.Option(help="test videos (normal and anomalous frames)",
+                                         **_range(SceneSpec, "test_videos"))]
+Cycles = Annotated[int, typer.Option(help="work cycles per video", **_range(SceneSpec, "cycles"))]
+Fps = Annotated[float, typer.Option(help="frames per second", **_range(SceneSpec, "fps"))]
+Resolution = Annotated[int, typer.Option(help="frame size in pixels (square)",
+                                         **_range(RenderSpec, "resolution"))]
+Engine = Annotated[Optional[str], typer.Option(help="workbench (fast) or cycles",
+                                               show_default="workbench; cycles for --style real")]
+# the looks RenderSpec knows, as an Enum: typer 0.12 (the bottom of the range in pyproject) takes no Literal
+StyleName = Enum("StyleName", [(v, v) for v in get_args(RenderSpec.model_fields["style"].annotation)],
+                 type=str)
+Style = Annotated[StyleName, typer.Option(
+    help="synthetic: clean IPAD-like look; real: a stand-in for camera footage (Cycles, worn "
+         "colours, sensor noise, motion blur, lens distortion, JPEG 80, stronger white-balance drift)")]
+Devices = Annotated[Optional[str], typer.Option(help="comma list of device families",
+                                                show_default="every device")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Scene = Annotated[Path, typer.Argument(metavar="SCENE", help="a rendered scene folder, <out>/<scene>",
+                                       show_default=False)]
+
+
+def _engine(engine: str | None, style: str) -> str:
+    return engine or ("cycles" if style == "real" else "workbench")  # real: Cycles unless told otherwise
+
+
+def _families(devices: str | None) -> list[str] | None:
+    if not devices:
+        return None
+    names = [d.strip() for d in devices.split(",")]
+    for name in names:
+        try:
+            get_device(name)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return names
+
+
+def _writable_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
+
+
+def _rendered_scene(scene: Path) -> None:
+    if not (scene / "scene.json").is_file():
+        raise UsageError(f"{scene} is not a rendered scene (no scene.json); give <out>/<scene>")
+
+
+# ------------------------------------------------------------------ the app
+
+def _version() -> str:
+    try:
+        return metadata.version("ipad-vad")
+    except metadata.PackageNotFoundError:  # sources on the path, not installed
+        return getattr(sys.modules[__package__], "__version__", "unknown (not installed)")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"ipadgen {_version()}")
+        raise typer.Exit()
+
+
+app = typer.Typer(name="ipadgen", help=__doc__.splitlines()[0], add_completion=False,
+                  pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="print the version and exit")] = False) -> None:
+    pass
+
+
+def verb(name: str, summary: str, description: str | None = None):
+    """Register a function as `ipadgen NAME`; a UsageError it raises is one line per problem
+    (`ipadgen NAME: error: ...`) and exit 2."""
+    def register(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs) -> int:
+            try:
+                return fn(*args, **kwargs)
+            except UsageError as e:
+                for line in str(e).splitlines() or [""]:
+                    print(f"ipadgen {name}: error: {line}", file=sys.stderr)
+                return 2
+        app.command(name, help=description or summary, short_help=summary)(run)
+        return fn
+    return register
+
+
+# ------------------------------------------------------------------ render
 
 def _parse_params(items: list[str]) -> dict[str, float]:
     params = {}
@@ -48,40 +172,54 @@ def _parse_params(items: list[str]) -> dict[str, float]:
     return params
 
 
-def build_spec(args: argparse.Namespace) -> SceneSpec:
+@verb("render", "render one scene (training + testing videos with labels)",
+      "Render one scene of a device into <out>/<scene> in the IPAD layout, with period labels, "
+      "masks and meta.")
+def cmd_render(
+    device: Annotated[str, typer.Option(help="device family (see `ipadgen devices`)")] = "lifter",
+    anomalies: Annotated[str, typer.Option(
+        help="anomalies of the test videos: a category (appearance, position, motion, logic), "
+             "kind names, a comma list, or all")] = "all",
+    out: Annotated[Path, typer.Option(help="output root")] = Path("ipad_out"),
+    scene_name: Annotated[Optional[str], typer.Option(
+        help="scene folder name", show_default="DEVICE-ANOMALIES-SEED")] = None,
+    seed: Seed = 0, train_videos: TrainVideos = 4, test_videos: TestVideos = 4, cycles: Cycles = 3,
+    fps: Fps = 10.0, resolution: Resolution = 256, engine: Engine = None,
+    samples: Annotated[int, typer.Option(help="Cycles samples per pixel",
+                                         **_range(RenderSpec, "samples"))] = 16,
+    style: Style = StyleName.synthetic,
+    param: Annotated[Optional[list[str]], typer.Option(
+        metavar="NAME=VALUE", help="fix a device parameter (repeat for several)",
+        show_default="drawn from the seed")] = None,
+    no_nuisance: Annotated[bool, typer.Option(
+        "--no-nuisance", help="no light drift, flicker, camera shake or cycle-time variation")] = False,
+    quiet: Quiet = False,
+) -> int:
+    from .params import sample_params
     try:
-        device = get_device(args.device)
-        anomalies = resolve_anomalies(device, args.anomalies)
+        cls = get_device(device)
+        kinds = resolve_anomalies(cls, anomalies)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.scene_name is not None and not args.scene_name.strip():
+    if scene_name is not None and not scene_name.strip():
         raise UsageError("--scene-name is empty; give a folder name, or leave the option out for DEVICE-ANOMALIES-SEED")
-    name = args.scene_name or re.sub(r"[^A-Za-z0-9_.-]+", "+", f"{args.device}-{args.anomalies}-{args.seed}")
+    name = scene_name or re.sub(r"[^A-Za-z0-9_.-]+", "+", f"{device}-{anomalies}-{seed}")
+    params, real = _parse_params(param or []), style == StyleName.real
     try:
-        # --style real: the camera stand-in, on Cycles unless --engine says otherwise
-        engine = args.engine or ("cycles" if args.style == "real" else "workbench")
-        look = RenderSpec.real if args.style == "real" else RenderSpec
-        render = look(resolution=args.resolution, engine=engine, samples=args.samples)
-        spec = SceneSpec(name=name, device=args.device, params=_parse_params(args.param),
-                         anomalies=anomalies, seed=args.seed, train_videos=args.train_videos,
-                         test_videos=args.test_videos, cycles=args.cycles, fps=args.fps,
-                         render=render,
-                         nuisance=NuisanceSpec.off() if args.no_nuisance else NuisanceSpec(
-                             light_color=1500.0 if args.style == "real" else 600.0))
-        from .scene import scene_device
-        scene_device(spec)  # checks given parameters against their ranges
+        render = (RenderSpec.real if real else RenderSpec)(
+            resolution=resolution, engine=_engine(engine, style.value), samples=samples)
+        spec = SceneSpec(name=name, device=device, params=params, anomalies=kinds, seed=seed,
+                         train_videos=train_videos, test_videos=test_videos, cycles=cycles, fps=fps,
+                         render=render, nuisance=NuisanceSpec.off() if no_nuisance else NuisanceSpec(
+                             light_color=1500.0 if real else 600.0))
     except ValidationError as e:
         raise UsageError(_one_line(e)) from None
+    try:  # given parameters against their ranges (scene_device draws the rest the same way)
+        import numpy as np
+        sample_params(cls.params, np.random.default_rng(0), params)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return spec
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    spec = build_spec(args)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
+    _writable_folder(out)
     if (out / spec.name).exists():
         raise UsageError(f"{out / spec.name} already exists; remove it or choose another --scene-name")
     try:
@@ -92,7 +230,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} cannot be written ({e.strerror or e}); give a writable folder") from None
     from .render.run import render_scene
     try:
-        path = render_scene(spec, out, progress=not args.quiet)
+        path = render_scene(spec, out, progress=not quiet)
     except FileExistsError as e:  # an unfinished render of another spec in the way (the message says how to clear it)
         raise UsageError(str(e)) from None
     print(f"wrote scene {spec.name} ({spec.train_videos} training, {spec.test_videos} testing "
@@ -100,7 +238,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devices(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------ looking at devices and scenes
+
+@verb("devices", "list devices, their parameter ranges and anomaly kinds")
+def cmd_devices() -> int:
     for name, cls in sorted(DEVICES.items()):
         print(f"{name}: {cls.description}")
         print("  parameters:")
@@ -114,59 +255,64 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gallery(args: argparse.Namespace) -> int:
-    devices = args.devices.split(",") if args.devices else None
-    for name in devices or []:
-        try:
-            get_device(name)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    if args.resolution < 16:
-        raise UsageError(f"--resolution must be at least 16 pixels (got {args.resolution}), as for render")
-    from .gallery import write_gallery
-    for path in write_gallery(Path(args.out), devices, args.resolution):
-        print(f"wrote {path}")
-    return 0
-
-
-def cmd_preview(args: argparse.Namespace) -> int:
+@verb("preview", "contact sheet PNG of a rendered scene, masks outlined")
+def cmd_preview(
+    scene: Scene,
+    out: Annotated[Optional[Path], typer.Option(help="PNG path", show_default="<scene>/preview.png")] = None,
+    frames: Annotated[int, typer.Option(help="frames per video", min=1)] = 6,
+) -> int:
     from .preview import contact_sheet
-    if args.frames < 1:
-        raise UsageError(f"--frames must be at least 1 (got {args.frames})")
-    scene = Path(args.scene)
-    if not (scene / "scene.json").is_file():
-        raise UsageError(f"{scene} is not a rendered scene (no scene.json); give <out>/<scene>")
-    out = Path(args.out) if args.out else scene / "preview.png"
-    contact_sheet(scene, out, frames_per_video=args.frames)
+    _rendered_scene(scene)
+    out = out or scene / "preview.png"
+    contact_sheet(scene, out, frames_per_video=frames)
     print(f"wrote {out}")
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
+@verb("gallery", "per device, every anomaly kind beside its normal twin (PNGs)")
+def cmd_gallery(
+    out: Annotated[Path, typer.Option(help="folder for the PNGs and index.md")] = Path("docs/gallery"),
+    devices: Devices = None,
+    resolution: Resolution = 192,
+) -> int:
+    families = _families(devices)
+    from .gallery import write_gallery
+    for path in write_gallery(out, families, resolution):
+        print(f"wrote {path}")
+    return 0
+
+
+@verb("schema", "print the JSON schema of a scene file (SceneSpec)")
+def cmd_schema() -> int:
     import json
     print(json.dumps(SceneSpec.model_json_schema(), indent=1))
     return 0
 
 
-def cmd_sample_scenes(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------ sets of scenes
+
+@verb("sample-scenes", "write N new, different scene specs (YAML)",
+      "Write N new scene specs for pretraining: random device families, parameters inside their "
+      "ranges, cameras, light and nuisance levels, anomaly mixes. Deterministic per seed (for the "
+      "same device families).")
+def cmd_sample_scenes(
+    n: Annotated[int, typer.Option("--n", help="how many scenes", min=1)],
+    out: Annotated[Path, typer.Option(help="folder for the <name>.yaml files")],
+    seed: Seed = 0, devices: Devices = None,
+    train_videos: TrainVideos = 4, test_videos: TestVideos = 4, cycles: Cycles = 3,
+    fps: Fps = 10.0, resolution: Resolution = 256, engine: Engine = None,
+    style: Style = StyleName.synthetic,
+) -> int:
     from .sets import sample_scenes, spec_yaml, write_scene_file
-    devices = [d.strip() for d in args.devices.split(",")] if args.devices else None
-    if args.n < 1:
-        raise UsageError(f"--n must be at least 1 (got {args.n})")
+    families = _families(devices)
     try:
-        specs = sample_scenes(args.n, args.seed, devices, train_videos=args.train_videos,
-                              test_videos=args.test_videos, cycles=args.cycles, fps=args.fps,
-                              resolution=args.resolution,
-                              engine=args.engine or ("cycles" if args.style == "real" else "workbench"),
-                              style=args.style)
+        specs = sample_scenes(n, seed, families, train_videos=train_videos, test_videos=test_videos,
+                              cycles=cycles, fps=fps, resolution=resolution,
+                              engine=_engine(engine, style.value), style=style.value)
     except ValidationError as e:
         raise UsageError(_one_line(e)) from None
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
-    header = f"ipadgen sample-scenes --seed {args.seed}; fields: ipadgen schema"
+    _writable_folder(out)
+    header = f"ipadgen sample-scenes --seed {seed}; fields: ipadgen schema"
     clash = [out / f"{s.name}.yaml" for s in specs if (out / f"{s.name}.yaml").exists()
              and (out / f"{s.name}.yaml").read_text() != spec_yaml(s, header)]
     if clash:
@@ -174,42 +320,44 @@ def cmd_sample_scenes(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for spec in specs:
         write_scene_file(spec, out / f"{spec.name}.yaml", header)
-    families = sorted({s.device for s in specs})
-    print(f"wrote {len(specs)} scene specs to {out} (devices: {', '.join(families)})")
+    print(f"wrote {len(specs)} scene specs to {out} (devices: {', '.join(sorted({s.device for s in specs}))})")
     return 0
 
 
-def _load_specs(paths: list[str]):
+@verb("render-set", "render scene files: parallel, resumable, sharded",
+      "Render every video of the given scene files into <out>/<scene>, one video per worker "
+      "process. Finished videos are skipped, unfinished ones redone; a scene appears only when all "
+      "its videos are done. --shard K/N renders a fixed 1/N share (see docs/scale.md).")
+def cmd_render_set(
+    specs: Annotated[list[Path], typer.Argument(metavar="SPEC", show_default=False,
+                                                help="scene files (YAML), or folders of them")],
+    out: Annotated[Path, typer.Option(help="output root")],
+    workers: Annotated[int, typer.Option(help="videos rendered at once (processes)", min=1)] = 1,
+    shard: Annotated[Optional[str], typer.Option(metavar="K/N", show_default="all of it",
+                                                 help="render only share K of N (1-based)")] = None,
+    quiet: Quiet = False,
+) -> int:
+    from .render.run import parse_shard, render_set
     from .sets import SceneFileError, load_scene_files
     try:
-        return load_scene_files([Path(p) for p in paths])
-    except SceneFileError as e:
-        raise UsageError(str(e)) from None
-
-
-def cmd_render_set(args: argparse.Namespace) -> int:
-    from .render.run import parse_shard, render_set
-    try:
-        shard = parse_shard(args.shard) if args.shard else (1, 1)
+        share = parse_shard(shard) if shard else (1, 1)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
-    specs = _load_specs(args.specs)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is created when missing)")
     try:
-        result = render_set(specs, out, workers=args.workers, shard=shard,
-                            progress=not args.quiet)
+        scenes = load_scene_files(specs)
+    except SceneFileError as e:
+        raise UsageError(str(e)) from None
+    _writable_folder(out)
+    try:
+        result = render_set(scenes, out, workers=workers, shard=share, progress=not quiet)
     except FileExistsError as e:
         raise UsageError(str(e)) from None
     except KeyboardInterrupt:
         print("ipadgen render-set: interrupted; the same command resumes (done videos are kept)",
               file=sys.stderr)
         return 130
-    share = f"shard {shard[0]}/{shard[1]}: " if shard[1] > 1 else ""
-    print(f"render-set {share}{result.share} videos in this share: {result.rendered} rendered, "
+    part = f"shard {share[0]}/{share[1]}: " if share[1] > 1 else ""
+    print(f"render-set {part}{result.share} videos in this share: {result.rendered} rendered, "
           f"{result.already_done} already done, {len(result.failed)} failed")
     if result.committed:
         print(f"committed: {', '.join(sorted(result.committed))}")
@@ -224,126 +372,54 @@ def cmd_render_set(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+@verb("verify", "audit a rendered scene; exit 1 on a failed check",
+      "Check a rendered scene against a re-plan of its scene.json: layout, label lengths and "
+      "values, period labels, meta, masks, and (Blender) that labelled frames differ from their "
+      "normal twin inside the mask.")
+def cmd_verify(
+    scene: Scene,
+    frames_per_event: Annotated[int, typer.Option(
+        help="labelled frames per anomaly rendered against the twin (first, last, spread between)",
+        min=1)] = 3,
+    all_frames: Annotated[bool, typer.Option(
+        "--all-frames", help="render every labelled frame against its twin")] = False,
+    no_render: Annotated[bool, typer.Option(
+        "--no-render", help="files, labels, periods, meta and masks only (no Blender)")] = False,
+) -> int:
     from .verify import verify_scene
-    scene = Path(args.scene)
-    if not (scene / "scene.json").is_file():
-        raise UsageError(f"{scene} is not a rendered scene (no scene.json); give <out>/<scene>")
-    if args.frames_per_event < 1:
-        raise UsageError(f"--frames-per-event must be at least 1 (got {args.frames_per_event})")
-    ok = verify_scene(scene, frames_per_event=args.frames_per_event, all_frames=args.all_frames,
-                      render=not args.no_render)
+    _rendered_scene(scene)
+    ok = verify_scene(scene, frames_per_event=frames_per_event, all_frames=all_frames,
+                      render=not no_render)
     return 0 if ok else 1
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ipadgen", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="verb", required=True)
+# ------------------------------------------------------------------ entry point
 
-    r = sub.add_parser("render", help="render one scene (training + testing videos with labels)",
-                       description="Render one scene of a device into <out>/<scene> in the IPAD "
-                                   "layout, with period labels, masks and meta.")
-    r.add_argument("--device", default="lifter", help="device family (see `ipadgen devices`)")
-    r.add_argument("--anomalies", default="all",
-                   help="anomalies of the test videos: a category (appearance, position, motion, "
-                        "logic), kind names, a comma list, or all")
-    r.add_argument("--out", default="ipad_out", help="output root (default ./ipad_out)")
-    r.add_argument("--scene-name", help="scene folder name (default DEVICE-ANOMALIES-SEED)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--train-videos", type=int, default=4)
-    r.add_argument("--test-videos", type=int, default=4)
-    r.add_argument("--cycles", type=int, default=3, help="work cycles per video")
-    r.add_argument("--fps", type=float, default=10.0)
-    r.add_argument("--resolution", type=int, default=256, help="frame size in pixels (square)")
-    r.add_argument("--engine", help="workbench (fast, default) or cycles (default for --style real)")
-    r.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
-    r.add_argument("--style", default="synthetic", choices=["synthetic", "real"],
-                   help="synthetic: clean IPAD-like look; real: a stand-in for camera footage "
-                        "(Cycles, worn colours, sensor noise, motion blur, lens distortion, JPEG 80, "
-                        "stronger white-balance drift)")
-    r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="fix a device parameter (default: drawn from the seed)")
-    r.add_argument("--no-nuisance", action="store_true",
-                   help="no light drift, flicker, camera shake or cycle-time variation")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(run=cmd_render)
-
-    d = sub.add_parser("devices", help="list devices, their parameter ranges and anomaly kinds")
-    d.set_defaults(run=cmd_devices)
-
-    v = sub.add_parser("preview", help="contact sheet PNG of a rendered scene, masks outlined")
-    v.add_argument("scene", help="a rendered scene folder, <out>/<scene>")
-    v.add_argument("--out", help="PNG path (default <scene>/preview.png)")
-    v.add_argument("--frames", type=int, default=6, help="frames per video")
-    v.set_defaults(run=cmd_preview)
-
-    g = sub.add_parser("gallery", help="per device, every anomaly kind beside its normal twin (PNGs)")
-    g.add_argument("--out", default="docs/gallery", help="folder for the PNGs and index.md")
-    g.add_argument("--devices", help="comma list (default: every device)")
-    g.add_argument("--resolution", type=int, default=192)
-    g.set_defaults(run=cmd_gallery)
-
-    sc = sub.add_parser("schema", help="print the JSON schema of a scene file (SceneSpec)")
-    sc.set_defaults(run=cmd_schema)
-
-    ss = sub.add_parser("sample-scenes", help="write N new, different scene specs (YAML)",
-                        description="Write N new scene specs for pretraining: random device "
-                                    "families, parameters inside their ranges, cameras, light "
-                                    "and nuisance levels, anomaly mixes. Deterministic per seed "
-                                    "(for the same device families).")
-    ss.add_argument("--n", type=int, required=True, help="how many scenes")
-    ss.add_argument("--seed", type=int, default=0)
-    ss.add_argument("--out", required=True, help="folder for the <name>.yaml files")
-    ss.add_argument("--devices", help="comma list of families to draw from (default: all)")
-    ss.add_argument("--train-videos", type=int, default=4)
-    ss.add_argument("--test-videos", type=int, default=4)
-    ss.add_argument("--cycles", type=int, default=3)
-    ss.add_argument("--fps", type=float, default=10.0)
-    ss.add_argument("--resolution", type=int, default=256)
-    ss.add_argument("--engine", help="workbench (default) or cycles (default for --style real)")
-    ss.add_argument("--style", default="synthetic", choices=["synthetic", "real"],
-                    help="synthetic (IPAD-like) or real (camera stand-in, see `render --help`)")
-    ss.set_defaults(run=cmd_sample_scenes)
-
-    rs = sub.add_parser("render-set", help="render scene files: parallel, resumable, sharded",
-                        description="Render every video of the given scene files into "
-                                    "<out>/<scene>, one video per worker process. Finished "
-                                    "videos are skipped, unfinished ones redone; a scene appears "
-                                    "only when all its videos are done. --shard K/N renders a "
-                                    "fixed 1/N share (see docs/scale.md).")
-    rs.add_argument("specs", nargs="+", metavar="SPEC",
-                    help="scene files (YAML), or folders of them")
-    rs.add_argument("--out", required=True, help="output root")
-    rs.add_argument("--workers", type=int, default=1, help="videos rendered at once (processes)")
-    rs.add_argument("--shard", metavar="K/N", help="render only share K of N (1-based)")
-    rs.add_argument("--quiet", action="store_true", help="no progress bar")
-    rs.set_defaults(run=cmd_render_set)
-
-    ve = sub.add_parser("verify", help="audit a rendered scene; exit 1 on a failed check",
-                        description="Check a rendered scene against a re-plan of its scene.json: "
-                                    "layout, label lengths and values, period labels, meta, "
-                                    "masks, and (Blender) that labelled frames differ from their "
-                                    "normal twin inside the mask.")
-    ve.add_argument("scene", help="a rendered scene folder, <out>/<scene>")
-    ve.add_argument("--frames-per-event", type=int, default=3,
-                    help="labelled frames per anomaly rendered against the twin (first, last, "
-                         "spread between; default 3)")
-    ve.add_argument("--all-frames", action="store_true",
-                    help="render every labelled frame against its twin")
-    ve.add_argument("--no-render", action="store_true",
-                    help="files, labels, periods, meta and masks only (no Blender)")
-    ve.set_defaults(run=cmd_verify)
-    return p
+def _framework_error(e: FrameworkError) -> str:
+    """One line for what typer refused: a range as the project words it, else typer's message."""
+    param, cause = getattr(e, "param", None), e.__cause__
+    if param is not None and isinstance(cause, ValidationError):
+        err = cause.errors()[0]
+        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
+        unit, bound = UNIT.get(param.name, ""), err.get("ctx", {})
+        if err["type"] == "greater_than_equal":
+            return f"{flag} must be at least {bound['ge']:g}{unit} (got {err['input']})"
+        if err["type"] == "less_than_equal":
+            return f"{flag} must be at most {bound['le']:g}{unit} (got {err['input']})"
+        if err["type"] == "value_error":  # a choice
+            return f"{flag}: {bound['error']}"
+        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {err['input']!r})"
+    return " ".join(e.format_message().split())
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command = typer.main.get_command(app)
     try:
-        return args.run(args)
-    except UsageError as e:
-        for line in str(e).splitlines() or [""]:  # one line per problem
-            print(f"ipadgen {args.verb}: error: {line}", file=sys.stderr)
-        return 2
+        return command.main(args=argv, prog_name="ipadgen", standalone_mode=False)
+    except FrameworkError as e:  # typer's usage errors: unknown option, bad value, range, missing
+        ctx = getattr(e, "ctx", None)
+        print(f"{ctx.command_path if ctx else 'ipadgen'}: error: {_framework_error(e)}", file=sys.stderr)
+        return e.exit_code
 
 
 if __name__ == "__main__":
