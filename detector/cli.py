@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
 import sys
@@ -15,9 +16,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ipadgen.contract import write_atomically
 from ipad_detect.kinds import KINDS
 
 CONFIG_NAMES = ("paper", "tiny")
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full or read-only disk: one line, not a traceback
 
 
 class UsageError(ValueError):
@@ -348,13 +351,17 @@ def _run_evaluate(args: argparse.Namespace) -> None:
                                  cycle_length=args.cycle_length, phase_weight=args.phase_weight,
                                  batch_size=args.batch_size, device=device, progress=not args.quiet,
                                  compile=args.compile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_json(), indent=1))
     auc = "n/a (one class only)" if result.auc is None else f"{100 * result.auc:.1f}%"
     print(f"{args.scene}: frame AUC {auc} ({checkpoint.kind}, {checkpoint.config.name}, norm {result.norm}, "
           f"phase weight {result.phase_weight})")
     for name, value in result.per_video_auc.items():
         print(f"  video {name}: " + ("one class only" if value is None else f"{100 * value:.1f}%"))
+    try:  # after the figures are printed: a disk that filled up meanwhile loses the file, not the result
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(out, lambda fh: fh.write(json.dumps(result.to_json(), indent=1).encode()))
+    except OSError as error:
+        raise UsageError(f"--out {out} could not be written ({error.strerror or error}); the figures above "
+                         f"are not saved")
     print(f"wrote {out}")
 
 
@@ -624,6 +631,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, UsageError, ValueError, FileNotFoundError) as error:
         message = " ".join(str(error).split())
         print(f"ipad-detect {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in OUT_OF_ROOM:
+            raise
+        print(f"ipad-detect {args.verb}: error: {error.filename or 'an output'} could not be written "
+              f"({error.strerror}); make room and rerun (training resumes from its last checkpoint)", file=sys.stderr)
         return 2
     return 0
 

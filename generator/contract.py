@@ -14,6 +14,7 @@ torch::
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -67,3 +68,16 @@ def period_path(scene_dir: Path, split: str, video: str) -> Path:
 
 def meta_path(scene_dir: Path, split: str, video: str) -> Path:
     return Path(scene_dir) / split / META / f"{video}.json"
+
+
+def write_atomically(path: Path, write) -> None:
+    """A file written whole or not at all: `write(fh)` fills a temporary beside it, which is then
+    renamed into place; a write that fails (a full disk) leaves neither the file nor the temporary."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as fh:
+            write(fh)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

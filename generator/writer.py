@@ -20,22 +20,15 @@ import numpy as np
 from PIL import Image
 
 from .contract import (FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, META, PERIOD, PERIOD_DTYPE, TEST_LABEL, frame_name,
-                       label_name, meta_path, period_path, release_labels_name, video_name)
-
-
-def _atomic_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    os.replace(tmp, path)
+                       label_name, meta_path, period_path, release_labels_name, video_name, write_atomically)
 
 
 def write_json(path: Path, data: dict) -> None:
-    _atomic_bytes(path, lambda fh: fh.write(json.dumps(data, indent=1).encode()))
+    write_atomically(path, lambda fh: fh.write(json.dumps(data, indent=1).encode()))
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_bytes(path, lambda fh: np.save(fh, array, allow_pickle=False))
+    write_atomically(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def _running(pid: int) -> bool:

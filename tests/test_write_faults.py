@@ -102,3 +102,40 @@ def test_a_read_only_render_output_is_one_line(tmp_path, monkeypatch, capsys):
     assert ipadgen_main(["render", "--device", "lifter", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "cannot be written (Read-only file system)" in err and err.count("\n") == 1, err
+
+
+def test_an_evaluation_on_a_full_disk_prints_its_figures_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    from conftest import write_scene
+    from ipadgen import contract
+
+    write_scene(tmp_path / "data", "S01", num_frames=20, train_videos=1)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--scene", "S01", "--model", "clip-nn",
+                 "--config", "tiny", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(contract.os, "replace", _disk_full)  # the disk fills while the result is written
+    out = tmp_path / "eval" / "x.json"
+    assert main(["evaluate", "--data", str(tmp_path / "data"), "--scene", "S01", "--checkpoint", str(run),
+                 "--out", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "S01: frame AUC" in captured.out  # the result is not lost with the file
+    assert "could not be written (No space left on device)" in captured.err and captured.err.count("\n") == 1
+    assert list(out.parent.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_any_verb_that_runs_out_of_room_is_one_line_and_other_os_errors_stay_tracebacks(monkeypatch, capsys):
+    from ipad_detect import cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/scores.csv")
+
+    def broken(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setitem(cli.RUNNERS, "report", full)
+    assert main(["report", "x.json", "--out", "rep"]) == 2
+    err = capsys.readouterr().err
+    assert "runs/x/scores.csv could not be written (No space left on device)" in err and err.count("\n") == 1
+    monkeypatch.setitem(cli.RUNNERS, "report", broken)
+    with pytest.raises(OSError, match="Bad file descriptor"):  # a bug, not the disk: its traceback is kept
+        main(["report", "x.json", "--out", "rep"])
