@@ -61,3 +61,19 @@ def test_the_fused_flex_kernel_gives_the_eager_output(monkeypatch):
     with torch.no_grad():
         expected, fused = eager(x), flex(x)
     torch.testing.assert_close(fused, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention trains on a GPU only (bench/gpu.sh)")
+def test_compiled_flex_on_cuda_gives_the_eager_output_and_gradients():
+    torch.manual_seed(0)
+    eager = WindowAttention3d(96, 3, (8, 7, 7), (4, 3, 3)).cuda()  # the paper's stage 0 (head dim 32)
+    flex = WindowAttention3d(96, 3, (8, 7, 7), (4, 3, 3)).cuda()
+    flex.load_state_dict(eager.state_dict())
+    use_attention(flex, "flex")
+    x = torch.randn(2, 8, 16, 16, 96, device="cuda")
+    expected, fused = eager(x), torch.compile(flex)(x)
+    torch.testing.assert_close(fused, expected, atol=1e-4, rtol=1e-4)
+    expected.square().sum().backward()
+    fused.square().sum().backward()
+    for (name, a), (_, b) in zip(eager.named_parameters(), flex.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-3, rtol=1e-3, msg=name)
