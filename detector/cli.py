@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import errno
 import json
 import os
 import sys
@@ -16,11 +15,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ipadgen.contract import write_atomically
+from ipadgen.contract import OUT_OF_ROOM, write_atomically
 from ipad_detect.kinds import KINDS
 
 CONFIG_NAMES = ("paper", "tiny")
-OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full or read-only disk: one line, not a traceback
 
 
 class UsageError(ValueError):

@@ -22,6 +22,7 @@ from typing import Annotated, Optional, get_args
 import typer
 from pydantic import BaseModel, ValidationError
 
+from .contract import OUT_OF_ROOM
 from .devices import DEVICES, get_device
 from .spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
 
@@ -151,6 +152,13 @@ def verb(name: str, summary: str, description: str | None = None):
             except UsageError as e:
                 for line in str(e).splitlines() or [""]:
                     print(f"ipadgen {name}: error: {line}", file=sys.stderr)
+                return 2
+            except OSError as e:
+                if e.errno not in OUT_OF_ROOM:
+                    raise
+                print(f"ipadgen {name}: error: {e.filename or 'an output'} could not be written ({e.strerror}); "
+                      f"the videos already finished are kept: make room and rerun the same command to resume",
+                      file=sys.stderr)
                 return 2
         app.command(name, help=description or summary, short_help=summary)(run)
         return fn

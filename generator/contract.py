@@ -14,6 +14,7 @@ torch::
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -68,6 +69,11 @@ def period_path(scene_dir: Path, split: str, video: str) -> Path:
 
 def meta_path(scene_dir: Path, split: str, video: str) -> Path:
     return Path(scene_dir) / split / META / f"{video}.json"
+
+
+# A write that fails for want of room (a full disk, a quota, a read-only mount): the CLIs say so in
+# one line, as a data error; any other OSError is a bug and keeps its traceback.
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def write_atomically(path: Path, write) -> None:

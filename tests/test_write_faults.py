@@ -139,3 +139,17 @@ def test_any_verb_that_runs_out_of_room_is_one_line_and_other_os_errors_stay_tra
     monkeypatch.setitem(cli.RUNNERS, "report", broken)
     with pytest.raises(OSError, match="Bad file descriptor"):  # a bug, not the disk: its traceback is kept
         main(["report", "x.json", "--out", "rep"])
+
+
+def test_a_render_that_runs_out_of_room_is_one_line_saying_how_to_resume(tmp_path, monkeypatch, capsys):
+    from ipadgen.cli import main as ipadgen_main
+    from ipadgen.render import run as render_run
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / ".x.partial" / "007.jpg"))
+
+    monkeypatch.setattr(render_run, "render_scene", full)
+    assert ipadgen_main(["render", "--device", "lifter", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "007.jpg could not be written (No space left on device)" in err and "rerun the same command" in err
+    assert err.count("\n") == 1, err
