@@ -226,8 +226,9 @@ def gpu_speed(batches: list[int], steps: int, peak_tflops: float | None, compile
 
     measured = {batch: row("eager", batch, None) for batch in batches}
     low, high = min(batches), max(batches)
-    if measured.get(low) and measured.get(high) and high > low:
-        per_clip = (measured[high].peak_gib - measured[low].peak_gib) / (high - low)
+    per_clip = (measured[high].peak_gib - measured[low].peak_gib) / (high - low) \
+        if measured.get(low) and measured.get(high) and high > low else 0.0
+    if per_clip > 0:
         largest = largest_batch(per_clip, measured[low].peak_gib - low * per_clip, device)
         while largest > high and row("eager", largest, None) is None:
             largest = largest * 3 // 4 // 8 * 8
