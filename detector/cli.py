@@ -299,6 +299,14 @@ def _check_writable(path: Path, flag: str, folder: bool) -> None:
         raise UsageError(f"{flag} {path} cannot be written ({error.strerror or error}); give a writable place")
 
 
+def _check_outside_data(out: Path, data: Path) -> None:
+    """Nothing is ever written inside the dataset: a run, an evaluation or an estimate there could
+    replace its frames, labels or period files, or be read back as data."""
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise UsageError(f"--out {out} lies inside --data {data}; nothing is written into the dataset, "
+                         f"choose a place outside it")
+
+
 def _check_phase_weight(weight: float | None) -> None:
     if weight is not None and not 0.0 <= weight <= 1.0:
         raise UsageError(f"--phase-weight {weight} is not allowed; use a value in [0, 1]")
@@ -316,6 +324,7 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
             raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     config = get_config(args.config)
     out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
+    _check_outside_data(out, args.data)
     _check_writable(out, "--out", folder=True)
     lr = config.learning_rate if args.lr is None else args.lr
     options = TrainOptions(kind=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=lr,
@@ -343,6 +352,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     _check_phase_weight(args.phase_weight)
     out = args.out or Path(f"evaluation-{args.scene}.json")
     _check_writable(out, "--out", folder=False)
+    _check_outside_data(out, args.data)
     device = _device(args)
     checkpoint = load_checkpoint(args.checkpoint, device)
     result = evaluate_checkpoint(checkpoint, args.data, args.scene, norm=args.norm,
@@ -431,6 +441,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
     check_real_scene(data, args.real)  # before loading any model
     shots = f"-videos{'+'.join(videos)}" if videos else "" if args.shots == 1 else f"-shots{args.shots:g}"
     out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"
+    _check_outside_data(out, data)
     _check_writable(out, "--out", folder=True)
     options = FinetuneOptions(method=args.method, shots=args.shots, videos=videos, rank=args.rank, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=_device(args),
@@ -454,9 +465,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
 def _run_estimate_period(args: argparse.Namespace) -> None:
     from ipad_detect.period_estimation import estimate_scene
 
-    if args.out.resolve() == args.data.resolve() or args.data.resolve() in args.out.resolve().parents:
-        raise UsageError(f"--out {args.out} lies inside --data {args.data}; estimates are never written into "
-                         f"the dataset, choose a folder outside it")
+    _check_outside_data(args.out, args.data)
     _check_writable(args.out, "--out", folder=True)
     result = estimate_scene(args.data, args.scene, args.out)
     videos = len(result.estimate.phase)

@@ -140,6 +140,11 @@ def test_training_that_diverges_stops_with_a_clear_error_and_writes_no_checkpoin
     (["score", "{data}/S01/testing/frames/01", "--checkpoint", "{data}/nowhere", "--out", "{file}"],
      "--out {file} cannot be written"),
     (["estimate-period", "--data", "{data}", "--scene", "S01", "--out", "{file}/est"], "cannot be written"),
+    (["train", "--data", "{data}", "--scene", "S01", "--out", "{data}/S01/run"], "lies inside --data"),
+    (["evaluate", "--data", "{data}", "--scene", "S01", "--checkpoint", "{data}/nowhere", "--out", "{data}/e.json"],
+     "lies inside --data"),
+    (["finetune", "--data", "{data}", "--real", "S01", "--from", "{data}/nowhere", "--out", "{data}/ft"],
+     "lies inside --data"),
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_the_work(data, tmp_path, argv, message, capsys):
     """Checked first: no checkpoint is even looked for (`nowhere` would be the error otherwise)."""

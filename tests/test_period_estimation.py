@@ -116,7 +116,7 @@ def test_cli_reports_errors_against_labels(ipad_root, tmp_path, capsys):
     assert summary["cycle_length_error_percent"] < 2 and summary["phase_error_cycles"] < 0.03
 
     assert main(["estimate-period", "--data", str(ipad_root), "--scene", "R01", "--out", str(ipad_root / "est")]) == 2
-    assert "never written into the dataset" in capsys.readouterr().err
+    assert "nothing is written into the dataset" in capsys.readouterr().err
 
 
 def test_a_scene_name_that_leaves_its_folder_is_refused_before_anything_is_written(ipad_root, tmp_path, capsys):
