@@ -121,7 +121,7 @@ def _version() -> str:
     try:
         return metadata.version("ipad-vad")
     except metadata.PackageNotFoundError:  # sources on the path, not installed
-        return getattr(sys.modules[__package__], "__version__", "unknown (not installed)")
+        return "unknown (not installed)"
 
 
 def _print_version(value: bool) -> None:

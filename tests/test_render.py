@@ -197,6 +197,29 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, ne
     assert not out.exists()
 
 
+def test_version_is_the_installed_distribution_s(capsys):
+    from importlib import metadata
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"ipadgen {metadata.version('ipad-vad')}"
+
+
+def test_an_internal_bug_keeps_its_traceback_instead_of_exit_2(monkeypatch):
+    """Only usage and data errors are one line: a ValueError from a bug must not pass for bad input."""
+    from ipadgen import cli
+
+    class Broken:
+        description = "a device whose code is wrong"
+
+        @property
+        def params(self):
+            raise ValueError("a bug in a device family")
+
+    monkeypatch.setitem(cli.DEVICES, "broken", Broken())
+    with pytest.raises(ValueError, match="a bug in a device family"):
+        main(["devices"])
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["preview", "nowhere", "--frames", "0"], "--frames must be at least 1 (got 0)"),
     (["preview", "nowhere", "--frames", "-2"], "--frames must be at least 1 (got -2)"),
