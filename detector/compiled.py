@@ -35,7 +35,11 @@ def compile_for_scoring(model: nn.Module, kind: str, config: ModelConfig, batch_
     if kind in REFERENCE_KINDS:
         return model
     compiled = compile_model(model, device).eval()
+    blank = torch.zeros(batch_size, 3, config.clip_len, config.image_size, config.image_size, device=device)
     start = time.perf_counter()
-    compiled(torch.zeros(batch_size, 3, config.clip_len, config.image_size, config.image_size, device=device))
+    if config.bank_weight >= 1:  # scored by the bank alone: called as scoring.reconstruct_video calls it
+        compiled(blank, reconstruct=False)
+    else:
+        compiled(blank)
     print(f"torch.compile: first scoring batch {time.perf_counter() - start:.1f} s (compiling)", flush=True)
     return compiled
