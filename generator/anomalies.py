@@ -41,6 +41,27 @@ class AnomalyKind:
             return schedule.cycle_span(cycle)
         return schedule.step_span(cycle, steps[0])[0], schedule.step_span(cycle, steps[-1])[1]
 
+    def _state_edit(self, schedule: Schedule, cycle: int, apply, first: str | None = None,
+                    last: str | None = None) -> Event:
+        """A state edit `apply(pose, frame, phase)` over a stretch of `cycle`: from the start of
+        step `first` to the end of step `last` (None: the cycle's own start / end)."""
+        lo, hi = schedule.cycle_span(cycle)
+        if first:
+            lo = schedule.step_span(cycle, first)[0]
+        if last:
+            hi = schedule.step_span(cycle, last)[1]
+        return self._event(cycle, state=StateEdit(lo, hi, apply))
+
+    def _motion_edit(self, device, schedule: Schedule, cycle: int, change,
+                     first: str | None = None, last: str | None = None) -> Event:
+        """A state edit of a device whose moving parts are built from a few motion values
+        (`device.read(pose)` gives them back, `device.build(motion)` poses the parts): over the
+        stretch, `change(motion)` edits the values and the parts are rebuilt from them."""
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
+            pose.update(device.build(change(device.read(pose))))
+            return pose
+        return self._state_edit(schedule, cycle, apply, first, last)
+
     def _change_parts(self, schedule: Schedule, cycle: int, steps: tuple[str, ...] | None,
                       change) -> Event:
         """A state edit: `change(state, frame)` applied to each of the kind's parts over `steps`."""
@@ -48,8 +69,12 @@ class AnomalyKind:
             for name in self.parts:
                 pose[name] = change(pose[name], frame)
             return pose
-        lo, hi = self._window(schedule, cycle, steps)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, *self._stretch(steps))
+
+    @staticmethod
+    def _stretch(steps: tuple[str, ...] | None) -> tuple[str | None, str | None]:
+        """(first, last) step of a tuple of steps; (None, None), the whole cycle, when empty."""
+        return (steps[0], steps[-1]) if steps else (None, None)
 
 
 @dataclass(frozen=True)

@@ -279,8 +279,7 @@ class WrongBox(AnomalyKind):
             pose["box_3"], label = device.box_state(x, scale=f)
             pose["label_3"] = label
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 class BoxFallen(AnomalyKind):
@@ -328,8 +327,7 @@ class BoxSlip(AnomalyKind):
                     lab = f"label_{i}"
                     pose[lab] = label.moved(visible=label.visible and pose[lab].visible)
             return pose
-        lo, hi = schedule.step_span(cycle, "advance")
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "advance", "advance")
 
 
 class DoubleFeed(AnomalyKind):
@@ -342,8 +340,7 @@ class DoubleFeed(AnomalyKind):
             x = pose["box_1"].location[0] - bl - 0.01
             pose["box_0"], _ = device.box_state(x)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 class NoStamp(AnomalyKind):
@@ -356,9 +353,7 @@ class NoStamp(AnomalyKind):
             pose.update(rest)
             pose["label_1"] = pose["label_1"].moved(visible=False)
             return pose
-        lo = schedule.step_span(cycle, "stamp_down")[0]
-        hi = schedule.cycle_span(cycle)[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "stamp_down")
 
 
 LAST = ("box_3", "label_3")

@@ -252,7 +252,6 @@ class Swing(AnomalyKind):
     """The load swings on its cable while the bridge travels (about the trolley, along x)."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, hi = schedule.step_span(cycle, "travel")
         amp = rng.uniform(0.18, 0.3)
         waves = int(rng.integers(2, 4))
         sign = rng.choice([-1.0, 1.0])
@@ -272,7 +271,7 @@ class Swing(AnomalyKind):
                 pose[name] = st.moved(location=(x + nx, st.location[1], pz + nz),
                                       rotation=(rx, ry + phi, rz))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "travel", "travel")
 
 
 @dataclass(frozen=True)
@@ -281,8 +280,6 @@ class WrongSpot(AnomalyKind):
     load is set down off its mark."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "travel")
-        _, hi = schedule.cycle_span(cycle)
         off = rng.uniform(0.45, 0.7) * rng.choice([-1.0, 1.0])
         xa, xb = device.xa, device.xb
 
@@ -300,7 +297,7 @@ class WrongSpot(AnomalyKind):
                 rig["load"] = pose["load"].moved(location=(remap(lx), ly, lz))
             pose.update(rig)
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "travel")
 
 
 @dataclass(frozen=True)
@@ -309,14 +306,12 @@ class NotHooked(AnomalyKind):
     load stays at the pickup spot."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "hook")
-        _, hi = schedule.cycle_span(cycle)
 
         def apply(pose, frame, phase):
             x, y, hz = device.read(pose)
             pose.update(device.rig(x, y, hz, "a", False))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "hook")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, Shift, SpeedChange,
                          Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 STOCK_START = -1.4  # x of the bar's hidden end, inside the feeder housing
 KERF = 0.015  # the cut piece moves off by this once cut
@@ -261,14 +261,6 @@ class Cutter(Device):
 # --------------------------------------------------------------------- device-specific kinds
 
 
-def _motion_edit(device: Cutter, change):
-    """A state edit that reads the motion values back from the pose, changes and rebuilds them."""
-    def apply(pose: Pose, frame: int, phase: float) -> Pose:
-        pose.update(device.build(change(device.read(pose))))
-        return pose
-    return apply
-
-
 class WrongCut(AnomalyKind):
     """The cut at the wrong place: the bar is fed too far or too little past the mark, so the
     piece is longer or shorter than the others."""
@@ -280,8 +272,7 @@ class WrongCut(AnomalyKind):
 
         def change(m: Motion) -> Motion:
             return replace(m, fed=m.fed * k, carriage=m.carriage * k)
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change)
 
 
 class NoCut(AnomalyKind):
@@ -294,9 +285,7 @@ class NoCut(AnomalyKind):
                 return replace(m, fed=m.fed * back, carriage=m.carriage, jaws=True, cut=False,
                                eject=0.0, blade=0.0)
             return replace(m, blade=0.0, cut=False)
-        lo = schedule.step_span(cycle, "cut")[0]
-        hi = schedule.step_span(cycle, "eject")[1]
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change, "cut", "eject")
 
 
 class ClampFail(AnomalyKind):
@@ -310,9 +299,7 @@ class ClampFail(AnomalyKind):
         def change(m: Motion) -> Motion:
             turned = yaw if m.cut else yaw * min(max(m.blade, 0.0), 1.0)
             return replace(m, clamp=0.0, yaw=turned)
-        lo = schedule.step_span(cycle, "clamp_down")[0]
-        hi = schedule.step_span(cycle, "eject")[1]
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change, "clamp_down", "eject")
 
 
 MOVING_BAR = ("piece",) + CARRIAGE

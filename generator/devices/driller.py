@@ -23,7 +23,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, SpeedChange, Stall,
                          Tilt)
 from ..params import ParamRange
-from ..program import ClockEdit, Device, Part, PartState, Pose, StateEdit, Step
+from ..program import ClockEdit, Device, Part, PartState, Pose, Step
 
 GAP = 0.1  # bit tip above the plate's top at rest
 OPEN = 0.045  # vice stroke
@@ -340,14 +340,6 @@ class Driller(Device):
 # --------------------------------------------------------------------- device-specific kinds
 
 
-def _motion_edit(device: Driller, change):
-    """A state edit that reads the motion values back from the pose, changes and rebuilds them."""
-    def apply(pose: Pose, frame: int, phase: float) -> Pose:
-        pose.update(device.build(change(device.read(pose))))
-        return pose
-    return apply
-
-
 class HoleOffMark(AnomalyKind):
     """The plate stops short of / past its place under the spindle: the hole is drilled beside
     the red mark."""
@@ -366,8 +358,7 @@ class HoleOffMark(AnomalyKind):
             else:
                 x = m.x + dx * (1.0 - m.x / tx)
             return replace(m, x=x, hole_dx=-dx if m.hole else 0.0)
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change)
 
 
 class SpindleStopped(AnomalyKind):
@@ -377,9 +368,7 @@ class SpindleStopped(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         def change(m: Motion) -> Motion:
             return replace(m, spinning=False, angle=0.0, travel=min(m.travel, GAP), hole=False)
-        lo = schedule.step_span(cycle, "approach")[0]
-        hi = schedule.step_span(cycle, "eject")[1]
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change, "approach", "eject")
 
 
 class BrokenBit(AnomalyKind):
@@ -392,8 +381,7 @@ class BrokenBit(AnomalyKind):
 
         def change(m: Motion) -> Motion:
             return replace(m, bit=k, hole=False)
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change)
 
 
 class NoClamp(AnomalyKind):
@@ -407,9 +395,7 @@ class NoClamp(AnomalyKind):
 
         def change(m: Motion) -> Motion:
             return replace(m, clamp=0.0, yaw=yaw if m.hole else 0.0)
-        lo = schedule.step_span(cycle, "clamp")[0]
-        hi = schedule.step_span(cycle, "eject")[1]
-        return self._event(cycle, state=StateEdit(lo, hi, _motion_edit(device, change)))
+        return self._motion_edit(device, schedule, cycle, change, "clamp", "eject")
 
 
 class DoubleDrill(AnomalyKind):

@@ -21,7 +21,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Shift, SpeedChange, Stall,
                          SwapSteps)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 MAX_BOTTLES = 5
 SHOULDER_H = 0.04
@@ -464,9 +464,7 @@ class Underfill(AnomalyKind):
             pose[f"liquid_{i}"] = device.liquid_state(x, y, _level(pose, i) * k,
                                                       pose[f"bottle_{i}"].visible)
             return pose
-        lo = schedule.step_span(cycle, "fill")[0]
-        hi = schedule.cycle_span(cycle)[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "fill")
 
 
 class Overflow(AnomalyKind):
@@ -489,9 +487,7 @@ class Overflow(AnomalyKind):
             excess = (level - 1.0) / over_full if level >= 1.0 else None
             pose.update(device.foam_spill(x, excess, vis))
             return pose
-        lo = schedule.step_span(cycle, "fill")[0]
-        hi = schedule.cycle_span(cycle)[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "fill")
 
 
 class NoLower(AnomalyKind):
@@ -505,9 +501,7 @@ class NoLower(AnomalyKind):
             for name in LIQUIDS:
                 pose[name] = pose[name].moved(visible=False)
             return pose
-        lo = schedule.step_span(cycle, "nozzles_down")[0]
-        hi = schedule.cycle_span(cycle)[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "nozzles_down")
 
 
 class MissingCap(AnomalyKind):
@@ -524,8 +518,7 @@ class MissingCap(AnomalyKind):
             if pose[f"bottle_{i}"].location[0] <= device.x_cap + device.offset(i) + 1e-9:
                 pose[f"held_{i}"] = pose[f"held_{i}"].moved(visible=False)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 class CapAskew(AnomalyKind):
@@ -543,8 +536,7 @@ class CapAskew(AnomalyKind):
             x, y, z = s.location
             pose[f"cap_{i}"] = s.moved(location=(x, y, z + 0.02), rotation=(0.0, angle, 0.0))
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 class BottleTilt(AnomalyKind):
@@ -564,8 +556,7 @@ class BottleTilt(AnomalyKind):
             for name in bottle(i):
                 pose[name] = _rot_y_about(pose[name], pivot, angle)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 Filler.anomalies = {k.name: k for k in (

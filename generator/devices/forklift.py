@@ -19,7 +19,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange, Shift,
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 FZ0 = 0.06  # fork blade middle when the forks are down (inside the pallet's openings)
 PALLET_H = 0.14
@@ -320,7 +320,6 @@ class ForksTooHigh(AnomalyKind):
 
     def plan(self, device, schedule, cycle, rng):
         extra = rng.uniform(0.55, 0.85)
-        lo, hi = schedule.step_span(cycle, "carry")
         ramp = 0.5
 
         def apply(pose, frame, phase):
@@ -329,17 +328,16 @@ class ForksTooHigh(AnomalyKind):
             fz2 = fz + extra * float(k)
             return _update(pose, {**device._truck(cx, fz2),
                                   **device._pallet(device.carried_x(cx), fz2 - FZ0)})
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "carry", "carry")
 
 
 class LoadNotLifted(AnomalyKind):
     """The forks rise but the pallet stays at the pickup spot; the truck does its trip empty."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "lift")
-        _, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(
-            lo, hi, lambda pose, frame, phase: _update(pose, device._pallet(0.0, 0.0))))
+        return self._state_edit(
+            schedule, cycle, lambda pose, frame, phase: _update(pose, device._pallet(0.0, 0.0)),
+            "lift")
 
 
 class DropsLoad(AnomalyKind):
@@ -347,8 +345,6 @@ class DropsLoad(AnomalyKind):
     the truck goes on and shelves the empty pallet."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "carry")
-        _, hi = schedule.cycle_span(cycle)
         cx_drop = device.cx_pick + rng.uniform(0.25, 0.5) * (device.cx_rack - device.cx_pick)
         fall = 0.45  # truck travel while the goods fall
         lh, lw = device._v("load_height"), device._v("pallet_width") - 0.08
@@ -369,7 +365,7 @@ class DropsLoad(AnomalyKind):
             pose["load"] = PartState(tuple(float(a) for a in loc),
                                      rotation=(t * math.pi / 2, 0.0, t * 0.3))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "carry")
 
 
 class StopsShort(AnomalyKind):
@@ -377,8 +373,6 @@ class StopsShort(AnomalyKind):
     out of the rack."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "carry")
-        _, hi = schedule.cycle_span(cycle)
         short = rng.uniform(0.25, 0.4)
         stop = device.cx_rack - short
         span = device.cx_rack - device.cx_home
@@ -395,7 +389,7 @@ class StopsShort(AnomalyKind):
                 cx2 = cx - short * (cx - device.cx_home) / span
                 pallet = device._pallet(px - short, pz - PALLET_H / 2)
             return _update(pose, {**device._truck(cx2, fz), **pallet})
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "carry")
 
 
 Forklift.anomalies = {k.name: k for k in (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, ShapeChange, Shift,
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 BASE_TOP = 0.12  # height of the base frame
 COLLAPSED = 0.1  # scissor span between base and table when the table is down
@@ -32,8 +32,6 @@ class _LiftFault(AnomalyKind):
     program (the scissor, rod, table and load move together, as the machine would)."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "raise")
-        _, hi = schedule.step_span(cycle, "lower")
         fault = self._draw(rng)
 
         def apply(pose, frame, phase):
@@ -41,7 +39,7 @@ class _LiftFault(AnomalyKind):
             edited = device.pose_at(self._lift(lift, device._v("lift_height"), fault),
                                     pose["load"].location[0])
             return self._finish(edited, lift, device._v("lift_height"), fault)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "raise", "lower")
 
     def _draw(self, rng) -> float:
         return 0.0

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..anomalies import AnomalyKind, ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 PER_LAYER = 4
 MAX_LAYERS = 3
@@ -336,8 +336,7 @@ class _Variant(AnomalyKind):
             for name in self.parts:
                 pose[name] = edited[name]
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, ShapeChange, SpeedChange,
                          Stall, Tilt)
 from ..params import ParamRange
-from ..program import ClockEdit, Device, Part, PartState, Pose, StateEdit, Step
+from ..program import ClockEdit, Device, Part, PartState, Pose, Step
 
 BASE_TOP = 0.7
 BED = 0.85  # bolster top
@@ -225,10 +225,9 @@ class NotEjected(AnomalyKind):
     """The stamped part is not ejected: it stays in the die (where the next blank will land)."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "eject")
-        _, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(
-            lo, hi, lambda pose, frame, phase: pose.update(device.sheet(0.0, True)) or pose))
+        return self._state_edit(
+            schedule, cycle, lambda pose, frame, phase: pose.update(device.sheet(0.0, True)) or pose,
+            "eject")
 
 
 @dataclass(frozen=True)
@@ -237,8 +236,6 @@ class Misaligned(AnomalyKind):
     is stamped off the sheet's middle."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "feed")
-        _, hi = schedule.cycle_span(cycle)
         off = rng.uniform(0.2, 0.3) * device._v("sheet_length") * rng.choice([-1.0, 1.0])
         home, end, x_in = device.feeder_home, device.feeder_end, device.x_in
 
@@ -251,7 +248,7 @@ class Misaligned(AnomalyKind):
             pose["feeder"] = pose["feeder"].moved(
                 location=(fx + off * (fx - home) / (end - home), fy, fz))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "feed")
 
 
 @dataclass(frozen=True)
@@ -260,8 +257,6 @@ class StopsShort(AnomalyKind):
     came."""
 
     def plan(self, device, schedule, cycle, rng):
-        lo, _ = schedule.step_span(cycle, "down")
-        _, hi = schedule.cycle_span(cycle)
         up, low = device.punch_up, DIE_TOP + THICK
         stop = low + rng.uniform(0.3, 0.55) * (up - low)
 
@@ -270,7 +265,7 @@ class StopsShort(AnomalyKind):
             pose.update(device.ram(max(pz, stop)))
             pose["dome"] = pose["dome"].moved(visible=False)
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "down")
 
 
 Press.anomalies = {k.name: k for k in (

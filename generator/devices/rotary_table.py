@@ -22,7 +22,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Reverse, ShapeChange, Shift,
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 BASE_H = 0.55  # top of the base drum
 DISC_T = 0.06  # turntable thickness
@@ -312,8 +312,7 @@ class WrongPart(AnomalyKind):
             pose["odd_part"] = PartState((x, y, TOP + NEST_H + h / 2))
             pose["work_0"] = s.moved(visible=False)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 @dataclass(frozen=True)
@@ -336,8 +335,7 @@ class OverRotation(AnomalyKind):
                         continue  # on its way out: pushed along the chute
                 pose[name] = _rot_z(pose[name], turn)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 @dataclass(frozen=True)
@@ -350,8 +348,7 @@ class NoFeed(AnomalyKind):
         def apply(pose: Pose, frame: int, phase: float) -> Pose:
             pose[name] = pose[name].moved(visible=False)
             return pose
-        lo, hi = schedule.cycle_span(cycle)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply)
 
 
 @dataclass(frozen=True)
@@ -371,9 +368,7 @@ class ToolDuringIndex(AnomalyKind):
                 z = low + (1 - p) * stroke
             pose.update(device.tool_states(z))
             return pose
-        lo = schedule.step_span(cycle, "index")[0]
-        hi = schedule.step_span(cycle, "lower")[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "index", "lower")
 
 
 @dataclass(frozen=True)
@@ -388,9 +383,7 @@ class NoStroke(AnomalyKind):
             pose.update(device.tool_states(top))
             pose[pin] = pose[pin].moved(visible=False)
             return pose
-        lo = schedule.step_span(cycle, "lower")[0]
-        hi = schedule.cycle_span(cycle)[1]
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, "lower")
 
 
 # Part names for every N: kinds list the parts of the largest table; masks ignore absent ones.

@@ -20,7 +20,7 @@ import numpy as np
 from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange,
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
 
 N = 3
 LANE_OF = (1, 0, 2)  # item k goes to lane LANE_OF[k]; lane 0 is nearest the infeed
@@ -295,8 +295,6 @@ class WrongLane(AnomalyKind):
         right = LANE_OF[k]
         wrong = int(rng.choice([i for i in range(N) if i != right]))
         x0, xr, xw = device.x_in, device.lane_x(right), device.lane_x(wrong)
-        lo, _ = schedule.step_span(cycle, f"feed_{k}")
-        _, hi = schedule.cycle_span(cycle)
         it = ITEMS[k]
         queue = device.y_rest + device._v("item_size") + 0.02
 
@@ -314,7 +312,7 @@ class WrongLane(AnomalyKind):
             pose.update(device.pusher(right, 0.0))
             pose.update(device.pusher(wrong, ext))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, f"feed_{k}")
 
 
 @dataclass(frozen=True)
@@ -331,8 +329,6 @@ class NotDiverted(AnomalyKind):
         lane = LANE_OF[k]
         it = ITEMS[k]
         first = f"feed_{k}" if self.recolor else f"push_{k}"
-        lo, _ = schedule.step_span(cycle, first)
-        _, hi = schedule.cycle_span(cycle)
         color = device.unknown_color(lane)
         x_stop = device.x_end - device._v("item_size") / 2 - 0.02
 
@@ -352,7 +348,7 @@ class NotDiverted(AnomalyKind):
             pose[it] = st.moved(location=(x, 0.0, st.location[2]))
             pose.update(device.pusher(lane, 0.0))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, first)
 
 
 @dataclass(frozen=True)
@@ -362,7 +358,6 @@ class EmptyFire(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         k = LANE_OF.index(0)
         lane = int(rng.choice([i for i in range(N) if i != 0]))
-        lo, hi = schedule.step_span(cycle, f"feed_{k}")
         x0, x1 = device.x_in, device.lane_x(0)
         a, b = sorted(rng.uniform(0.1, 0.9, size=2))
         if b - a < 0.4:
@@ -375,7 +370,7 @@ class EmptyFire(AnomalyKind):
                 return pose
             pose.update(device.pusher(lane, float(np.clip(1.0 - abs(2.0 * u - 1.0), 0.0, 1.0))))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, f"feed_{k}", f"feed_{k}")
 
 
 @dataclass(frozen=True)
@@ -388,8 +383,6 @@ class OffMark(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
         k = self.item
         it = ITEMS[k]
-        lo, _ = schedule.step_span(cycle, f"feed_{k}")
-        _, hi = schedule.cycle_span(cycle)
         off = rng.uniform(0.55, 0.8) * (device.chute_w - device._v("item_size")) / 2 + 0.06
         off *= rng.choice([-1.0, 1.0])
         turn = rng.uniform(0.25, 0.45) * np.sign(off)
@@ -408,7 +401,7 @@ class OffMark(AnomalyKind):
             r = float(np.clip(stage - 1.0, 0.0, 1.0))
             pose[it] = st.moved(location=(x + off, y, z), rotation=(0.0, 0.0, turn * r))
             return pose
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
+        return self._state_edit(schedule, cycle, apply, f"feed_{k}")
 
 
 PUSHER_1 = (f"rod_{LANE_OF[1]}", f"paddle_{LANE_OF[1]}")
