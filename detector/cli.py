@@ -1,31 +1,102 @@
 """`ipad-detect`: train, pretrain, evaluate and score, one verb per job; finetune, estimate-period
-and report for the synthetic-to-real path (paper section 4.4).
+and report for the synthetic-to-real path (paper section 4.4); import, calibrate, watch and export
+for real footage.
 
-Bad input ends with exit code 2 and one line on stderr saying what was wrong and what is allowed.
+typer parses, shows the defaults and checks the ranges. Bad input (a usage or data error, and any
+ValueError: the data and checkpoint readers raise those for what they cannot read) ends with exit
+code 2 and one line on stderr saying what was wrong and what is allowed; anything else keeps its
+traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import functools
 import json
 import os
 import sys
 import tempfile
 import warnings
+from enum import Enum
+from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
 
 from ipadgen.contract import OUT_OF_ROOM, write_atomically
 from ipad_detect.kinds import KINDS
 
 CONFIG_NAMES = ("paper", "tiny")
 
+# click's ClickException, the base of every error typer reports (vendored in typer since 0.26)
+FrameworkError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 
 class UsageError(ValueError):
     """A command line that cannot be run; printed as one line, exit code 2."""
 
 
-def _device(args: argparse.Namespace) -> str:
+def _choices(name: str, values) -> type[Enum]:
+    """An Enum of the allowed values: typer 0.12 (the bottom of the range in pyproject) takes no Literal."""
+    return Enum(name, [(v, v) for v in values], type=str)
+
+
+Kind = _choices("Kind", KINDS)
+ConfigName = _choices("ConfigName", CONFIG_NAMES)
+DeviceName = _choices("DeviceName", ("cpu", "cuda"))
+Norm = _choices("Norm", ("scene", "video"))
+Method = _choices("Method", ("lora", "full"))
+Split = _choices("Split", ("training", "testing"))
+Format = _choices("Format", ("onnx",))
+
+# ------------------------------------------------------------------ options shared between verbs
+
+Data = Annotated[Path, typer.Option(help="dataset root in the IPAD layout")]
+SceneName = Annotated[str, typer.Option("--scene", help="scene name under --data")]
+Checkpoint = Annotated[Path, typer.Option(help="checkpoint folder, or a run folder (its newest epoch)")]
+Device = Annotated[Optional[DeviceName], typer.Option(help="where to run",
+                                                      show_default="cuda when available, else cpu")]
+BatchSize = Annotated[int, typer.Option(help="clips per batch (the default is the paper's)", min=1)]
+CycleLength = Annotated[Optional[float], typer.Option(
+    help="frames per work cycle, for videos without period labels (estimated period files go to <out>/period)",
+    show_default="from the period labels, else estimated")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
+Compile = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the model (on a GPU with fused window attention); the first step compiles, "
+                      "minutes for the paper config, and its time is printed")]
+PhaseWeight = Annotated[Optional[float], typer.Option(help="weight of the phase error in the final score",
+                                                      min=0.0, max=1.0, show_default="the config's")]
+Seed = Annotated[int, typer.Option(help="random seed")]
+Stride = Annotated[int, typer.Option(help="clip stride of the training sampler", min=1)]
+MaxClips = Annotated[Optional[int], typer.Option(
+    help="at most this many clips per epoch, drawn afresh each epoch (quick runs)", min=1,
+    show_default="every clip")]
+Model = Annotated[Kind, typer.Option(
+    help="full (ours), vswin (no memory/phase), memae, conae; the non-learned references frame-nn, clip-nn "
+         "(nearest normal training frame / 9-frame clip), phase-nn (nearest training frame at the phase the "
+         "frame is due at)")]
+Config = Annotated[ConfigName, typer.Option(help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU)")]
+Epochs = Annotated[int, typer.Option(help="total epochs (the default is the paper's)", min=1)]
+TrainLr = Annotated[Optional[float], typer.Option(help="Adam learning rate",
+                                                  show_default="the config's: paper 1e-4, tiny 1e-3")]
+InitWeights = Annotated[Optional[Path], typer.Option(
+    help="torchvision swin3d_t state_dict (local file) to start the Swin encoder from")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPU)")]
+FrameCacheDir = Annotated[Optional[Path], typer.Option(
+    metavar="DIR", help="keep the decoded frames here, one memory-mapped uint8 file per video, decoded once",
+    show_default="<out>/frames on a GPU; on the CPU frames stay in memory")]
+RunOut = Annotated[Optional[Path], typer.Option(
+    help="run folder for the checkpoints; training resumes from the newest one in it",
+    show_default="runs/<scenes>-<model>-<config>")]
+TrainScene = Annotated[list[str], typer.Option("--scene", metavar="SCENE", help="scene name under --data")]
+PretrainScenes = Annotated[list[str], typer.Option(
+    "--scene", metavar="SCENES", help="scene name under --data (repeat it, or a comma list: S01,S02)")]
+
+
+def _device(args: SimpleNamespace) -> str:
     """--device, or cuda when available; cuda asked for on a machine without it is a usage error."""
     import torch
 
@@ -34,242 +105,281 @@ def _device(args: argparse.Namespace) -> str:
     return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="where to run (default: cuda when available, else cpu)")
-    parser.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8, as the paper)")
-    parser.add_argument("--cycle-length", type=float, default=None,
-                        help="frames per work cycle, for videos without period labels (default: from the "
-                             "training period labels, else estimated from the training frames; the estimated "
-                             "period files are written to <out>/period)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model (on a GPU with fused window attention); the first step "
-                             "compiles, minutes for the paper config, and its time is printed")
+def _args(values: dict) -> SimpleNamespace:
+    """A verb's options as the runners read them: attributes, choices as their plain strings."""
+    return SimpleNamespace(**{k: v.value if isinstance(v, Enum) else v for k, v in values.items()})
 
 
-def _add_training(parser: argparse.ArgumentParser, several_scenes: bool) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
-    parser.add_argument("--scene", required=True, action="append",
-                        help="scene name under --data" + (" (repeat it, or a comma list: S01,S02)"
-                                                          if several_scenes else ""))
-    parser.add_argument("--model", choices=KINDS, default="full",
-                        help="full (ours), vswin (no memory/phase), memae, conae; the non-learned references frame-nn, "
-                             "clip-nn (nearest normal training frame / 9-frame clip), phase-nn (nearest training "
-                             "frame at the phase the frame is due at) (default full)")
-    parser.add_argument("--config", choices=CONFIG_NAMES, default="paper",
-                        help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU) (default paper)")
-    parser.add_argument("--epochs", type=int, default=50, help="total epochs (default 50, as the paper)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="Adam learning rate (default: the config's, paper 1e-4, tiny 1e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
-    parser.add_argument("--max-clips", type=int, default=None,
-                        help="at most this many clips per epoch, drawn afresh each epoch (quick runs)")
-    parser.add_argument("--init-weights", type=Path, default=None,
-                        help="torchvision swin3d_t state_dict (local file) to start the Swin encoder from")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
-    parser.add_argument("--frame-cache", type=Path, default=None, metavar="DIR",
-                        help="keep the decoded frames here, one memory-mapped uint8 file per video, decoded once "
-                             "(default: <out>/frames on a GPU; on the CPU frames stay in memory)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run folder for the checkpoints; training resumes from the newest one in it "
-                             "(default runs/<scenes>-<model>-<config>)")
-    _add_common(parser)
+# ------------------------------------------------------------------ the app
+
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("ipad-vad")
+        except metadata.PackageNotFoundError:  # sources on the path, not installed
+            version = "unknown (not installed)"
+        print(f"ipad-detect {version}")
+        raise typer.Exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ipad-detect",
-        description="Periodic video anomaly detection (IPAD): train on normal videos, score new ones.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    train = verbs.add_parser("train", help="train a model on one scene",
-                             description="Train a model on the normal training videos of one scene. "
-                                         "Writes a checkpoint every epoch; rerun to resume.")
-    _add_training(train, several_scenes=False)
-
-    pretrain = verbs.add_parser("pretrain", help="train one model on several scenes",
-                                description="Train one model on the training videos of several scenes "
-                                            "(e.g. synthetic scenes before fine-tuning on real footage).")
-    _add_training(pretrain, several_scenes=True)
-
-    evaluate = verbs.add_parser("evaluate", help="frame AUC of a checkpoint on a scene's test videos",
-                                description="Score every test video of a scene and compute the frame-level "
-                                            "AUC with IPAD's protocol; prints a summary and writes JSON.")
-    evaluate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
-    evaluate.add_argument("--scene", required=True, help="scene name under --data")
-    evaluate.add_argument("--checkpoint", required=True, type=Path,
-                          help="checkpoint folder, or a run folder (its newest epoch)")
-    evaluate.add_argument("--norm", choices=("scene", "video"), default="scene",
-                          help="min-max normalise over the whole scene (IPAD) or per video (default scene)")
-    evaluate.add_argument("--phase-weight", type=float, default=None,
-                          help="weight of the phase error in the final score, 0..1 (default: the config's)")
-    evaluate.add_argument("--out", type=Path, default=None,
-                          help="JSON file for AUCs and per-frame scores (default evaluation-<scene>.json)")
-    _add_common(evaluate)
-
-    score = verbs.add_parser("score", help="per-frame anomaly scores of one video (CSV + PNG curve)",
-                             description="Score one video: a folder of frames (000.jpg, 001.jpg, …) or a video file. Writes "
-                                         "per-frame scores as CSV and a score curve PNG; anomalous frames "
-                                         "are shaded when labels are found next to the video in the layout.")
-    score.add_argument("video", type=Path, metavar="VIDEO",
-                       help="folder of frames, e.g. <root>/<scene>/testing/frames/01, or a video file (mp4, avi, "
-                            "mkv, … anything opencv opens)")
-    score.add_argument("--checkpoint", required=True, type=Path,
-                       help="checkpoint folder, or a run folder (its newest epoch)")
-    score.add_argument("--phase-weight", type=float, default=None,
-                       help="weight of the phase error in the final score, 0..1 (default: the config's)")
-    score.add_argument("--out", type=Path, default=Path("."), help="folder for the CSV and PNG (default .)")
-    _add_common(score)
-    _add_adaptation_verbs(verbs)
-    return parser
+app = typer.Typer(name="ipad-detect", add_completion=False, pretty_exceptions_enable=False,
+                  help="Periodic video anomaly detection (IPAD): train on normal videos, score new ones.",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 
-def _add_adaptation_verbs(verbs) -> None:
-    finetune = verbs.add_parser(
-        "finetune", help="adapt a pretrained model to a real scene (full or LoRA, few-shot)",
-        description="Fine-tune a pretrained checkpoint on a real scene's normal training videos (all, or a "
-                    "reproducible fraction of whole videos), evaluate it on the scene's test videos and print "
-                    "AUC, trainable parameters and wall time. Scenes without period labels get estimated ones.")
-    finetune.add_argument("--real", required=True, metavar="SCENE", help="the real scene under --data, e.g. R01")
-    finetune.add_argument("--data", type=Path, default=None,
-                          help="dataset root in the IPAD layout (default: $IPAD_ROOT)")
-    finetune.add_argument("--from", dest="pretrained", required=True, type=Path, metavar="CKPT",
-                          help="checkpoint of ipad-detect train/pretrain (folder or run folder)")
-    finetune.add_argument("--method", choices=("lora", "full"), default="lora",
-                          help="lora: LoRA on q/v, patch embedding and LayerNorms, decoder/memory/phase head "
-                               "trainable; full: every parameter (default lora)")
-    finetune.add_argument("--shots", type=float, default=1.0, metavar="FRACTION",
-                          help="fraction of the real training videos to use, chosen from the seed (default 1: all; "
-                               "the paper's few-shot is 0.2)")
-    finetune.add_argument("--videos", default=None, metavar="NAMES",
-                          help="adapt on these training videos instead, comma-separated names, e.g. 01,03")
-    finetune.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
-    finetune.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
-    finetune.add_argument("--lr", type=float, default=None,
-                          help="Adam learning rate (default 1e-3 for lora, 1e-4 for full)")
-    finetune.add_argument("--seed", type=int, default=0, help="seed of the few-shot choice and training (default 0)")
-    finetune.add_argument("--stride", type=int, default=1, help="clip stride of the training sampler (default 1)")
-    finetune.add_argument("--max-clips", type=int, default=None,
-                          help="at most this many clips per epoch, drawn afresh each epoch")
-    finetune.add_argument("--merge", action="store_true",
-                          help="lora: also write the merged model as a normal checkpoint (<out>/merged)")
-    finetune.add_argument("--out", type=Path, default=None,
-                          help="output folder (default runs/finetune-<scene>-<method>[-shots<f>])")
-    _add_common(finetune)
-
-    estimate = verbs.add_parser(
-        "estimate-period", help="cycle length and phase of unlabelled footage",
-        description="Estimate the cycle length and per-frame phase of a scene's normal training videos from "
-                    "the frames alone; write them in the period/ format under --out (never into --data). "
-                    "Where the scene has period labels, print the errors against them.")
-    estimate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
-    estimate.add_argument("--scene", required=True, help="scene name under --data")
-    estimate.add_argument("--out", type=Path, default=Path("estimated_period"),
-                          help="folder for <scene>/training/period/<NN>.npy and estimate.json "
-                               "(default estimated_period)")
-
-    calibrate = verbs.add_parser(
-        "calibrate", help="an alarm threshold from normal footage, for a false-alarm rate",
-        description="Choose the anomaly-score threshold of `watch` from normal footage alone: held-out normal "
-                    "videos (--normal), else the scene's training videos, each scored against a normal bank "
-                    "refit without it. The threshold is the lowest at which that footage raises at most the "
-                    "allowed false alarms (an alarm: --min-duration seconds above it). Written as "
-                    "threshold.json beside the checkpoint; where the scene has labelled test videos, their "
-                    "precision and recall at it are printed.")
-    calibrate.add_argument("--checkpoint", required=True, type=Path,
-                           help="checkpoint folder, or a run folder (its newest epoch)")
-    calibrate.add_argument("--data", required=True, type=Path, help="dataset root in the IPAD layout")
-    calibrate.add_argument("--scene", required=True, help="scene name under --data")
-    calibrate.add_argument("--normal", nargs="+", type=Path, default=None, metavar="VIDEO",
-                           help="held-out normal videos (frame folders or video files) instead of leaving "
-                                "training videos out")
-    calibrate.add_argument("--false-alarms-per-hour", type=float, default=1.0,
-                           help="false alarms an hour of normal running may raise (default 1)")
-    calibrate.add_argument("--min-duration", type=float, default=0.5,
-                           help="seconds above the threshold that make an alarm (default 0.5)")
-    calibrate.add_argument("--fps", type=float, default=None,
-                           help="frame rate of the footage (default: the scene's scene.json or imported.json)")
-    calibrate.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                           help="where to run (default: cuda when available, else cpu)")
-    calibrate.add_argument("--batch-size", type=int, default=8, help="clips per batch (default 8)")
-    calibrate.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    watch = verbs.add_parser(
-        "watch", help="score a video file, camera or stream online and raise alarms",
-        description="Score SOURCE frame by frame as it arrives (a video file, a camera index such as 0, or an "
-                    "RTSP/HTTP URL), with the threshold of `ipad-detect calibrate` (threshold.json beside the "
-                    "checkpoint) or --threshold. An alarm is reported when the score stays above it for the "
-                    "calibrated minimum duration; each alarm is written as a contact sheet. A stalled or "
-                    "dropped stream is reopened; Ctrl-C ends with a summary.")
-    watch.add_argument("source", metavar="SOURCE", help="video file, camera index (0, 1, …) or stream URL")
-    watch.add_argument("--checkpoint", required=True, type=Path,
-                       help="checkpoint folder, or a run folder (its newest epoch)")
-    watch.add_argument("--threshold", type=float, default=None,
-                       help="anomaly score above which frames alarm (default: the calibrated threshold.json)")
-    watch.add_argument("--min-frames", type=int, default=None,
-                       help="frames above the threshold that make an alarm (default: the calibrated one, else 5)")
-    watch.add_argument("--out", type=Path, default=None,
-                       help="append every scored frame and every alarm to this file as JSON lines")
-    watch.add_argument("--alarms", type=Path, default=Path("alarms"),
-                       help="folder for one contact sheet PNG per alarm (default alarms)")
-    watch.add_argument("--realtime", action="store_true",
-                       help="never fall behind the source: clips that arrive while one is scored are dropped "
-                            "(and counted)")
-    watch.add_argument("--every", type=int, default=1, help="score every N-th clip (default 1: every frame)")
-    watch.add_argument("--batch", type=int, default=1,
-                       help="score N clips at once: more frames per second on a CPU, each score up to N - 1 "
-                            "frames later (default 1)")
-    watch.add_argument("--loop", action="store_true", help="play a video file again from the start at its end")
-    watch.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    watch.add_argument("--onnx", type=Path, default=None,
-                       help="score with this graph of `ipad-detect export` in onnxruntime instead of torch")
-    watch.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                       help="where to run (default: cuda when available, else cpu)")
-
-    export = verbs.add_parser(
-        "export", help="a trained detector as an ONNX graph",
-        description="Write the model's scoring path for a batch of clips (encoder, memory, phase head, decoder, the "
-                    "normal bank's search) as one ONNX graph, checked against torch in onnxruntime (the largest "
-                    "difference is printed); `watch --onnx` runs on it.")
-    export.add_argument("--checkpoint", required=True, type=Path,
-                        help="checkpoint folder, or a run folder (its newest epoch)")
-    export.add_argument("--format", choices=("onnx",), default="onnx", help="onnx (the only one)")
-    export.add_argument("--out", type=Path, default=None,
-                        help="the graph's file (default <checkpoint>/model.onnx); its record beside it as .json")
-
-    importer = verbs.add_parser(
-        "import", help="video files into the IPAD layout (numbered JPEG frames)",
-        description="Decode video files (anything opencv-python's VideoCapture opens) and write each as the "
-                    "next video of <data>/<scene>/<split>/frames/<NN>/ (frames 000.jpg, 001.jpg, …), at a "
-                    "constant frame rate, cropped and resized. What was done goes to <data>/<scene>/imported.json.")
-    importer.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files, in order")
-    importer.add_argument("--data", type=Path, default=Path("."), help="dataset root to write into (default .)")
-    importer.add_argument("--scene", required=True, help="scene name: one folder under --data, e.g. R05")
-    importer.add_argument("--split", required=True, choices=("training", "testing"),
-                          help="training (normal footage) or testing")
-    importer.add_argument("--fps", type=float, default=None,
-                          help="frame rate to resample to by timestamps (default: the file's own; a variable "
-                               "frame rate is resampled to its median rate)")
-    importer.add_argument("--size", type=int, default=256,
-                          help="frames are resized to SIZE x SIZE pixels (default 256, as the IPAD release)")
-    importer.add_argument("--crop", default=None, metavar="X,Y,W,H",
-                          help="rectangle of the picture to keep, in source pixels, before resizing")
-    importer.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    report = verbs.add_parser(
-        "report", help="tables (like the paper's 2, 3, 4) and score curves from evaluation JSON",
-        description="Turn evaluation JSON files of ipad-detect evaluate/finetune into Markdown and CSV tables "
-                    "(models x scenes; adaptation rows with time and trainable parameters; ablation) and one "
-                    "score-curve PNG per test video.")
-    report.add_argument("json_files", nargs="+", type=Path, metavar="EVAL_JSON", help="evaluation JSON files")
-    report.add_argument("--out", required=True, type=Path, help="folder for the tables and curves")
-    report.add_argument("--no-curves", action="store_true", help="tables only")
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="print the version and exit")] = False) -> None:
+    pass
 
 
-# ----------------------------------------------------------------------------- verbs
+def _bad_input(error: Exception) -> str | None:
+    """The one line an error is reported as, or None for a bug (it keeps its traceback)."""
+    from ipad_detect.data import DataError
 
+    if isinstance(error, (DataError, UsageError, ValueError, FileNotFoundError)):
+        return " ".join(str(error).split())
+    if isinstance(error, OSError) and error.errno in OUT_OF_ROOM:
+        return (f"{error.filename or 'an output'} could not be written ({error.strerror}); make room and rerun "
+                f"(training resumes from its last checkpoint)")
+    return None
+
+
+def verb(name: str, summary: str, description: str | None = None):
+    """Register a function as `ipad-detect NAME`; bad input it raises is one line
+    (`ipad-detect NAME: error: ...`) and exit 2, and a verb that returns is exit 0."""
+    def register(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs) -> int:
+            try:
+                fn(*args, **kwargs)
+            except Exception as error:
+                message = _bad_input(error)
+                if message is None:
+                    raise
+                print(f"ipad-detect {name}: error: {message}", file=sys.stderr)
+                return 2
+            return 0
+        app.command(name, help=description or summary, short_help=summary)(run)
+        return fn
+    return register
+
+
+# ------------------------------------------------------------------ train, pretrain, evaluate, score
+
+@verb("train", "train a model on one scene",
+      "Train a model on the normal training videos of one scene. Writes a checkpoint every epoch; rerun to resume.")
+def cmd_train(data: Data, scene: TrainScene, model: Model = Kind.full, config: Config = ConfigName.paper,
+              epochs: Epochs = 50, lr: TrainLr = None, seed: Seed = 0, stride: Stride = 1,
+              max_clips: MaxClips = None, init_weights: InitWeights = None, bf16: Bf16 = False,
+              frame_cache: FrameCacheDir = None, out: RunOut = None, device: Device = None,
+              batch_size: BatchSize = 8, cycle_length: CycleLength = None, quiet: Quiet = False,
+              compile: Compile = False) -> None:
+    _run_training(_args(locals()), several_scenes=False)
+
+
+@verb("pretrain", "train one model on several scenes",
+      "Train one model on the training videos of several scenes (e.g. synthetic scenes before fine-tuning on "
+      "real footage).")
+def cmd_pretrain(data: Data, scene: PretrainScenes, model: Model = Kind.full, config: Config = ConfigName.paper,
+                 epochs: Epochs = 50, lr: TrainLr = None, seed: Seed = 0, stride: Stride = 1,
+                 max_clips: MaxClips = None, init_weights: InitWeights = None, bf16: Bf16 = False,
+                 frame_cache: FrameCacheDir = None, out: RunOut = None, device: Device = None,
+                 batch_size: BatchSize = 8, cycle_length: CycleLength = None, quiet: Quiet = False,
+                 compile: Compile = False) -> None:
+    _run_training(_args(locals()), several_scenes=True)
+
+
+@verb("evaluate", "frame AUC of a checkpoint on a scene's test videos",
+      "Score every test video of a scene and compute the frame-level AUC with IPAD's protocol; prints a summary "
+      "and writes JSON.")
+def cmd_evaluate(
+    data: Data, scene: SceneName, checkpoint: Checkpoint,
+    norm: Annotated[Norm, typer.Option(help="min-max normalise over the whole scene (IPAD) or per video")]
+    = Norm.scene,
+    phase_weight: PhaseWeight = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON file for AUCs and per-frame scores",
+                                                show_default="evaluation-<scene>.json")] = None,
+    device: Device = None, batch_size: BatchSize = 8, cycle_length: CycleLength = None, quiet: Quiet = False,
+    compile: Compile = False,
+) -> None:
+    _run_evaluate(_args(locals()))
+
+
+@verb("score", "per-frame anomaly scores of one video (CSV + PNG curve)",
+      "Score one video: a folder of frames (000.jpg, 001.jpg, …) or a video file. Writes per-frame scores as CSV "
+      "and a score curve PNG; anomalous frames are shaded when labels are found next to the video in the layout.")
+def cmd_score(
+    video: Annotated[Path, typer.Argument(
+        metavar="VIDEO", show_default=False,
+        help="folder of frames, e.g. <root>/<scene>/testing/frames/01, or a video file (mp4, avi, mkv, … "
+             "anything opencv opens)")],
+    checkpoint: Checkpoint, phase_weight: PhaseWeight = None,
+    out: Annotated[Path, typer.Option(help="folder for the CSV and PNG")] = Path("."),
+    device: Device = None, batch_size: BatchSize = 8, cycle_length: CycleLength = None, quiet: Quiet = False,
+    compile: Compile = False,
+) -> None:
+    _run_score(_args(locals()))
+
+
+# ------------------------------------------------------------------ synthetic to real
+
+@verb("finetune", "adapt a pretrained model to a real scene (full or LoRA, few-shot)",
+      "Fine-tune a pretrained checkpoint on a real scene's normal training videos (all, or a reproducible "
+      "fraction of whole videos), evaluate it on the scene's test videos and print AUC, trainable parameters and "
+      "wall time. Scenes without period labels get estimated ones.")
+def cmd_finetune(
+    real: Annotated[str, typer.Option(metavar="SCENE", help="the real scene under --data, e.g. R01")],
+    pretrained: Annotated[Path, typer.Option("--from", metavar="CKPT",
+                                             help="checkpoint of ipad-detect train/pretrain (folder or run folder)")],
+    data: Annotated[Optional[Path], typer.Option(help="dataset root in the IPAD layout",
+                                                 show_default="$IPAD_ROOT")] = None,
+    method: Annotated[Method, typer.Option(
+        help="lora: LoRA on q/v, patch embedding and LayerNorms, decoder/memory/phase head trainable; full: every "
+             "parameter")] = Method.lora,
+    shots: Annotated[float, typer.Option(
+        metavar="FRACTION", max=1.0,
+        help="fraction of the real training videos to use, chosen from the seed (1: all; the paper's few-shot is "
+             "0.2)")] = 1.0,
+    videos: Annotated[Optional[str], typer.Option(
+        metavar="NAMES", help="adapt on these training videos instead, comma-separated names, e.g. 01,03")] = None,
+    rank: Annotated[int, typer.Option(help="LoRA rank", min=1)] = 8,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs", min=1)] = 10,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate",
+                                                show_default="1e-3 for lora, 1e-4 for full")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the few-shot choice and training")] = 0,
+    stride: Stride = 1,
+    max_clips: MaxClips = None,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="lora: also write the merged model as a normal checkpoint (<out>/merged)")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help="output folder", show_default="runs/finetune-<scene>-<method>[-shots<f>]")] = None,
+    device: Device = None, batch_size: BatchSize = 8, cycle_length: CycleLength = None, quiet: Quiet = False,
+    compile: Compile = False,
+) -> None:
+    _run_finetune(_args(locals()))
+
+
+@verb("estimate-period", "cycle length and phase of unlabelled footage",
+      "Estimate the cycle length and per-frame phase of a scene's normal training videos from the frames alone; "
+      "write them in the period/ format under --out (never into --data). Where the scene has period labels, "
+      "print the errors against them.")
+def cmd_estimate_period(
+    data: Data, scene: SceneName,
+    out: Annotated[Path, typer.Option(help="folder for <scene>/training/period/<NN>.npy and estimate.json")]
+    = Path("estimated_period"),
+) -> None:
+    _run_estimate_period(_args(locals()))
+
+
+@verb("report", "tables (like the paper's 2, 3, 4) and score curves from evaluation JSON",
+      "Turn evaluation JSON files of ipad-detect evaluate/finetune into Markdown and CSV tables (models x scenes; "
+      "adaptation rows with time and trainable parameters; ablation) and one score-curve PNG per test video.")
+def cmd_report(
+    json_files: Annotated[list[Path], typer.Argument(metavar="EVAL_JSON", show_default=False,
+                                                     help="evaluation JSON files")],
+    out: Annotated[Path, typer.Option(help="folder for the tables and curves")],
+    no_curves: Annotated[bool, typer.Option("--no-curves", help="tables only")] = False,
+) -> None:
+    _run_report(_args(locals()))
+
+
+# ------------------------------------------------------------------ real footage: import, calibrate, watch, export
+
+@verb("import", "video files into the IPAD layout (numbered JPEG frames)",
+      "Decode video files (anything opencv-python's VideoCapture opens) and write each as the next video of "
+      "<data>/<scene>/<split>/frames/<NN>/ (frames 000.jpg, 001.jpg, …), at a constant frame rate, cropped and "
+      "resized. What was done goes to <data>/<scene>/imported.json.")
+def cmd_import(
+    videos: Annotated[list[Path], typer.Argument(metavar="VIDEO", show_default=False,
+                                                 help="video files, in order")],
+    scene: Annotated[str, typer.Option(help="scene name: one folder under --data, e.g. R05")],
+    split: Annotated[Split, typer.Option(help="training (normal footage) or testing")],
+    data: Annotated[Path, typer.Option(help="dataset root to write into")] = Path("."),
+    fps: Annotated[Optional[float], typer.Option(
+        help="frame rate to resample to by timestamps",
+        show_default="the file's own; a variable frame rate is resampled to its median rate")] = None,
+    size: Annotated[int, typer.Option(
+        help="frames are resized to SIZE x SIZE pixels (the default is the IPAD release's)")] = 256,
+    crop: Annotated[Optional[str], typer.Option(
+        metavar="X,Y,W,H", help="rectangle of the picture to keep, in source pixels, before resizing",
+        show_default="the whole picture")] = None,
+    quiet: Quiet = False,
+) -> None:
+    _run_import(_args(locals()))
+
+
+@verb("calibrate", "an alarm threshold from normal footage, for a false-alarm rate",
+      "Choose the anomaly-score threshold of `watch` from normal footage alone: held-out normal videos "
+      "(--normal), else the scene's training videos, each scored against a normal bank refit without it. The "
+      "threshold is the lowest at which that footage raises at most the allowed false alarms (an alarm: "
+      "--min-duration seconds above it). Written as threshold.json beside the checkpoint; where the scene has "
+      "labelled test videos, their precision and recall at it are printed.")
+def cmd_calibrate(
+    checkpoint: Checkpoint, data: Data, scene: SceneName,
+    normal: Annotated[Optional[list[Path]], typer.Option(
+        metavar="VIDEO", show_default="leave each training video out",
+        help="held-out normal videos (frame folders or video files) instead of leaving training videos out; "
+             "several after one --normal, or --normal repeated")] = None,
+    false_alarms_per_hour: Annotated[float, typer.Option(
+        help="false alarms an hour of normal running may raise", min=0.0)] = 1.0,
+    min_duration: Annotated[float, typer.Option(help="seconds above the threshold that make an alarm (> 0)")]
+    = 0.5,
+    fps: Annotated[Optional[float], typer.Option(help="frame rate of the footage",
+                                                 show_default="the scene's scene.json or imported.json")] = None,
+    device: Device = None, batch_size: BatchSize = 8, quiet: Quiet = False,
+) -> None:
+    _run_calibrate(_args(locals()))
+
+
+@verb("watch", "score a video file, camera or stream online and raise alarms",
+      "Score SOURCE frame by frame as it arrives (a video file, a camera index such as 0, or an RTSP/HTTP URL), "
+      "with the threshold of `ipad-detect calibrate` (threshold.json beside the checkpoint) or --threshold. An "
+      "alarm is reported when the score stays above it for the calibrated minimum duration; each alarm is "
+      "written as a contact sheet. A stalled or dropped stream is reopened; Ctrl-C ends with a summary.")
+def cmd_watch(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", show_default=False,
+                                          help="video file, camera index (0, 1, …) or stream URL")],
+    checkpoint: Checkpoint,
+    threshold: Annotated[Optional[float], typer.Option(help="anomaly score above which frames alarm",
+                                                       show_default="the calibrated threshold.json")] = None,
+    min_frames: Annotated[Optional[int], typer.Option(
+        help="frames above the threshold that make an alarm", min=1,
+        show_default="the calibrated one, else 5")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="append every scored frame and every alarm to this file as JSON lines")] = None,
+    alarms: Annotated[Path, typer.Option(help="folder for one contact sheet PNG per alarm")] = Path("alarms"),
+    realtime: Annotated[bool, typer.Option(
+        "--realtime", help="never fall behind the source: clips that arrive while one is scored are dropped "
+                           "(and counted)")] = False,
+    every: Annotated[int, typer.Option(help="score every N-th clip (1: every frame)", min=1)] = 1,
+    batch: Annotated[int, typer.Option(
+        help="score N clips at once: more frames per second on a CPU, each score up to N - 1 frames later",
+        min=1)] = 1,
+    loop: Annotated[bool, typer.Option("--loop", help="play a video file again from the start at its end")] = False,
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames", min=1,
+                                                      show_default="run until the source ends")] = None,
+    onnx: Annotated[Optional[Path], typer.Option(
+        help="score with this graph of `ipad-detect export` in onnxruntime instead of torch")] = None,
+    device: Device = None,
+) -> None:
+    _run_watch(_args(locals()))
+
+
+@verb("export", "a trained detector as an ONNX graph",
+      "Write the model's scoring path for a batch of clips (encoder, memory, phase head, decoder, the normal "
+      "bank's search) as one ONNX graph, checked against torch in onnxruntime (the largest difference is "
+      "printed); `watch --onnx` runs on it.")
+def cmd_export(
+    checkpoint: Checkpoint,
+    format: Annotated[Format, typer.Option(help="onnx (the only one)")] = Format.onnx,
+    out: Annotated[Optional[Path], typer.Option(
+        help="the graph's file; its record beside it as .json", show_default="<checkpoint>/model.onnx")] = None,
+) -> None:
+    _run_export(_args(locals()))
+
+
+# ------------------------------------------------------------------ what the verbs do
 
 def reconstruction_summary(recon: float, static: float, lit_static: float | None = None) -> str:
     """The last epoch's reconstruction MSE against a still picture's, with what it means."""
@@ -307,21 +417,13 @@ def _check_outside_data(out: Path, data: Path) -> None:
                          f"choose a place outside it")
 
 
-def _check_phase_weight(weight: float | None) -> None:
-    if weight is not None and not 0.0 <= weight <= 1.0:
-        raise UsageError(f"--phase-weight {weight} is not allowed; use a value in [0, 1]")
-
-
-def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
+def _run_training(args: SimpleNamespace, several_scenes: bool) -> None:
     from ipad_detect.config import get_config
     from ipad_detect.train import TrainOptions, parse_scenes, train
 
     scenes = parse_scenes(args.scene)
     if not several_scenes and len(scenes) > 1:
         raise UsageError(f"train takes one scene, got {', '.join(scenes)}; use `ipad-detect pretrain` for several")
-    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--stride", args.stride)):
-        if value < 1:
-            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     config = get_config(args.config)
     out = args.out or Path("runs") / f"{'+'.join(scenes)}-{args.model}-{args.config}"
     _check_outside_data(out, args.data)
@@ -342,14 +444,13 @@ def _run_training(args: argparse.Namespace, several_scenes: bool) -> None:
             print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse, result.lit_static_frame_mse))
 
 
-def _run_evaluate(args: argparse.Namespace) -> None:
+def _run_evaluate(args: SimpleNamespace) -> None:
     from ipad_detect.checkpoint import load_checkpoint
     from ipad_detect.data import load_scene
     from ipad_detect.scoring import evaluate_checkpoint
 
     if not (args.data / args.scene / "testing").is_dir():  # a data error first, before loading a model
         load_scene(args.data, args.scene, splits=("testing",))
-    _check_phase_weight(args.phase_weight)
     out = args.out or Path(f"evaluation-{args.scene}.json")
     _check_writable(out, "--out", folder=False)
     _check_outside_data(out, args.data)
@@ -373,7 +474,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def _run_score(args: argparse.Namespace) -> None:
+def _run_score(args: SimpleNamespace) -> None:
     import numpy as np
 
     from ipad_detect.checkpoint import load_checkpoint
@@ -385,7 +486,6 @@ def _run_score(args: argparse.Namespace) -> None:
 
     device = _device(args)
     video = video_from_frame_dir(args.video)
-    _check_phase_weight(args.phase_weight)
     _check_writable(args.out, "--out", folder=True)
     checkpoint = load_checkpoint(args.checkpoint, device)
     config = checkpoint.config
@@ -423,17 +523,13 @@ def _run_score(args: argparse.Namespace) -> None:
     print(f"wrote {csv_path} and {png_path}")
 
 
-def _run_finetune(args: argparse.Namespace) -> None:
+def _run_finetune(args: SimpleNamespace) -> None:
     from ipad_detect.finetune import FinetuneOptions, check_real_scene, finetune
 
     data = args.data or (Path(os.environ["IPAD_ROOT"]) if os.environ.get("IPAD_ROOT") else None)
     if data is None:
         raise UsageError("no data root: pass --data ROOT or set IPAD_ROOT to the dataset root in the IPAD layout")
-    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--stride", args.stride),
-                        ("--rank", args.rank)):
-        if value < 1:
-            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
-    if not 0 < args.shots <= 1:
+    if not args.shots > 0:  # at most 1: typer's range (its lower end is open, which typer has not)
         raise UsageError(f"--shots {args.shots} is not allowed; give a fraction of the training videos in (0, 1]")
     videos = tuple(name.strip() for name in args.videos.split(",") if name.strip()) if args.videos else None
     if args.videos is not None and not videos:
@@ -462,7 +558,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
     print(f"wrote {result.json_path}")
 
 
-def _run_estimate_period(args: argparse.Namespace) -> None:
+def _run_estimate_period(args: SimpleNamespace) -> None:
     from ipad_detect.period_estimation import estimate_scene
 
     _check_outside_data(args.out, args.data)
@@ -490,15 +586,13 @@ def _scene_fps(scene_dir: Path) -> float | None:
     return None
 
 
-def _run_calibrate(args: argparse.Namespace) -> None:
+def _run_calibrate(args: SimpleNamespace) -> None:
     from ipad_detect.calibrate import Threshold, anomaly_scores, choose_threshold, normal_scores, test_quality
     from ipad_detect.checkpoint import load_checkpoint
     from ipad_detect.data import FrameCache, load_scene, video_from_frame_dir
     from ipad_detect.evaluate import trim_labels
 
-    if not args.false_alarms_per_hour >= 0:
-        raise UsageError(f"--false-alarms-per-hour {args.false_alarms_per_hour} is not allowed; give 0 or more")
-    if not args.min_duration > 0:
+    if not args.min_duration > 0:  # an open range, which typer has not
         raise UsageError(f"--min-duration {args.min_duration} is not allowed; give a positive number of seconds")
     device = _device(args)
     scene = load_scene(args.data, args.scene, splits=("training",))
@@ -533,16 +627,12 @@ def _run_calibrate(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-def _run_watch(args: argparse.Namespace) -> None:
+def _run_watch(args: SimpleNamespace) -> None:
     from ipad_detect.calibrate import Threshold
     from ipad_detect.checkpoint import load_checkpoint
     from ipad_detect.watch import parse_source, watch
 
     source = parse_source(args.source)
-    for name, value in (("--every", args.every), ("--batch", args.batch), ("--min-frames", args.min_frames),
-                        ("--max-frames", args.max_frames)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} {value} is not allowed; use a positive integer")
     if args.out is not None:
         _check_writable(args.out, "--out", folder=False)
     _check_writable(args.alarms, "--alarms", folder=True)
@@ -571,7 +661,7 @@ def _run_watch(args: argparse.Namespace) -> None:
           f"{len(summary.alarms)} alarm(s)" + (f"; sheets in {args.alarms}" if summary.alarms else ""))
 
 
-def _run_export(args: argparse.Namespace) -> None:
+def _run_export(args: SimpleNamespace) -> None:
     from ipad_detect.checkpoint import load_checkpoint
     from ipad_detect.export import export_onnx
 
@@ -584,7 +674,7 @@ def _run_export(args: argparse.Namespace) -> None:
           f"difference {record['max_abs_difference']:.3g}")
 
 
-def _run_import(args: argparse.Namespace) -> None:
+def _run_import(args: SimpleNamespace) -> None:
     from ipad_detect.data import check_scene_name
     from ipad_detect.footage import Crop
     from ipad_detect.ingest import import_footage
@@ -604,7 +694,7 @@ def _run_import(args: argparse.Namespace) -> None:
     print(f"wrote {len(done)} video(s); record in {args.data / args.scene / 'imported.json'}")
 
 
-def _run_report(args: argparse.Namespace) -> None:
+def _run_report(args: SimpleNamespace) -> None:
     from ipad_detect.report import make_report
 
     _check_writable(args.out, "--out", folder=True)
@@ -620,33 +710,64 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"ipad-detect: warning: {message}\n"
 
 
-RUNNERS = {"evaluate": _run_evaluate, "score": _run_score, "finetune": _run_finetune,
-           "estimate-period": _run_estimate_period, "report": _run_report, "import": _run_import,
-           "calibrate": _run_calibrate, "watch": _run_watch, "export": _run_export}  # train, pretrain: above
+
+# ------------------------------------------------------------------ entry point
+
+def _spread(argv: list[str], option: str = "--normal") -> list[str]:
+    """`calibrate --normal A B C` as argparse's nargs="+" read it (click has no such option):
+    each value after the option, up to the next option, gets an `--normal` of its own."""
+    spread, taking, rest = [], False, iter(argv)
+    for arg in rest:
+        if arg == "--":
+            return [*spread, arg, *rest]
+        if arg == option:
+            spread += [arg, *[v for v in [next(rest, None)] if v is not None]]  # its first value, as it comes
+            taking = True
+        elif taking and not arg.startswith("-"):
+            spread += [option, arg]
+        else:
+            spread.append(arg)
+            taking = False
+    return spread
+
+
+def _framework_error(e: FrameworkError) -> str:
+    """One line for what typer refused: a range or a choice as this CLI has always worded them, else
+    typer's message."""
+    param, cause = getattr(e, "param", None), e.__cause__
+    if param is not None and isinstance(cause, ValidationError):
+        err = cause.errors()[0]
+        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
+        low, high, given = getattr(param, "min", None), getattr(param, "max", None), err["input"]
+        if err["type"] in ("greater_than_equal", "less_than_equal"):
+            try:  # the number as the verb reads it ("5" for a float option is 5.0)
+                given = type(high if low is None else low)(given)
+            except (TypeError, ValueError):
+                pass
+            if low is not None and high is not None:
+                return f"{flag} {given} is not allowed; use a value in [{low:g}, {high:g}]"
+            if low is not None:
+                return f"{flag} {given} is not allowed; it must be at least {low:g}"
+            return f"{flag} {given} is not allowed; it must be at most {high:g}"
+        if err["type"] == "value_error":  # a choice: "'x' is not one of 'a', 'b'."
+            allowed = str(err.get("ctx", {}).get("error", "")).partition(" is not one of ")[2].rstrip(".")
+            return f"{flag}: invalid choice: {given!r}" + (f" (choose from {allowed})" if allowed else "")
+        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {given!r})"
+    return " ".join(e.format_message().split())
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     warnings.formatwarning = _one_line_warning
-    from ipad_detect.data import DataError
-
+    command = typer.main.get_command(app)
     try:
-        if args.verb in ("train", "pretrain"):
-            _run_training(args, several_scenes=args.verb == "pretrain")
-        else:
-            RUNNERS[args.verb](args)
-    except (DataError, UsageError, ValueError, FileNotFoundError) as error:
-        message = " ".join(str(error).split())
-        print(f"ipad-detect {args.verb}: error: {message}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if error.errno not in OUT_OF_ROOM:
-            raise
-        print(f"ipad-detect {args.verb}: error: {error.filename or 'an output'} could not be written "
-              f"({error.strerror}); make room and rerun (training resumes from its last checkpoint)", file=sys.stderr)
-        return 2
-    return 0
+        return command.main(args=_spread(argv) if argv[:1] == ["calibrate"] else argv, prog_name="ipad-detect",
+                            standalone_mode=False)
+    except FrameworkError as e:  # typer's usage errors: unknown option, bad value, range, missing
+        ctx = getattr(e, "ctx", None)
+        print(f"{ctx.command_path if ctx else 'ipad-detect'}: error: {_framework_error(e)}", file=sys.stderr)
+        return e.exit_code
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # also `torchrun -m ipad_detect.cli train ...`
     sys.exit(main())

@@ -150,12 +150,14 @@ def test_the_release_label_file_is_test_label_joined_and_the_detector_reads_it_a
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    data = tmp_path / "data"  # a root of its own: the run and the JSON below may not lie inside --data
+    shutil.copytree(copy, data / "V")
     run = tmp_path / "run"
-    detect("train", "--data", str(copy.parent), "--scene", "V", "--config", "tiny", "--model", "clip-nn",
+    detect("train", "--data", str(data), "--scene", "V", "--config", "tiny", "--model", "clip-nn",
            "--out", str(run), "--quiet")
     aucs = [detect("evaluate", "--data", str(root), "--scene", "V", "--checkpoint", str(run), "--out",
                    str(tmp_path / f"{i}.json"), "--quiet").split("frame AUC ")[1].split()[0]
-            for i, root in enumerate((copy.parent, release))]
+            for i, root in enumerate((data, release))]
     assert aucs[0] == aucs[1] and aucs[0].endswith("%"), aucs
     joined[0, 3] ^= 1  # out of step with test_label/
     np.save(copy / "frame_labels_V.npy", joined)

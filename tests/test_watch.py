@@ -26,7 +26,7 @@ def calibrated(tmp_path_factory):
     scene = root / "S01"
     for v, start in enumerate((0.0, 0.37, 0.71)):
         write_video(scene, "training", f"{v + 1:02d}", jittered_phases(96, start, v), period_format="structured")
-    run = root / "run"
+    run = tmp_path_factory.mktemp("watch-run") / "run"  # outside --data: nothing is written into a dataset
     assert main(["train", "--data", str(root), "--scene", "S01", "--config", "tiny", "--model", "clip-nn",
                  "--out", str(run), "--quiet"]) == 0
     assert main(["calibrate", "--checkpoint", str(run), "--data", str(root), "--scene", "S01", "--fps", "10",

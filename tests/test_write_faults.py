@@ -132,11 +132,11 @@ def test_any_verb_that_runs_out_of_room_is_one_line_and_other_os_errors_stay_tra
     def broken(args):
         raise OSError(errno.EBADF, "Bad file descriptor")
 
-    monkeypatch.setitem(cli.RUNNERS, "report", full)
+    monkeypatch.setattr(cli, "_run_report", full)
     assert main(["report", "x.json", "--out", "rep"]) == 2
     err = capsys.readouterr().err
     assert "runs/x/scores.csv could not be written (No space left on device)" in err and err.count("\n") == 1
-    monkeypatch.setitem(cli.RUNNERS, "report", broken)
+    monkeypatch.setattr(cli, "_run_report", broken)
     with pytest.raises(OSError, match="Bad file descriptor"):  # a bug, not the disk: its traceback is kept
         main(["report", "x.json", "--out", "rep"])
 
