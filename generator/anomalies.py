@@ -35,12 +35,6 @@ class AnomalyKind:
     def _event(self, cycle: int, **edit) -> Event:
         return Event(category=self.category, kind=self.name, parts=self.parts, cycle=cycle, **edit)
 
-    def _window(self, schedule: Schedule, cycle: int, steps: tuple[str, ...] | None):
-        """Program-time span covered by `steps` of `cycle` (the whole cycle when None)."""
-        if not steps:
-            return schedule.cycle_span(cycle)
-        return schedule.step_span(cycle, steps[0])[0], schedule.step_span(cycle, steps[-1])[1]
-
     def _state_edit(self, schedule: Schedule, cycle: int, apply, first: str | None = None,
                     last: str | None = None) -> Event:
         """A state edit `apply(pose, frame, phase)` over a stretch of `cycle`: from the start of
@@ -75,6 +69,28 @@ class AnomalyKind:
     def _stretch(steps: tuple[str, ...] | None) -> tuple[str | None, str | None]:
         """(first, last) step of a tuple of steps; (None, None), the whole cycle, when empty."""
         return (steps[0], steps[-1]) if steps else (None, None)
+
+
+@dataclass(frozen=True)
+class VariantCycle(AnomalyKind):
+    """A variant of the program over `steps` of one cycle (the whole cycle when None): the kind's
+    parts are posed by `device.variant_pose(phase, **variant)`, where a subclass draws `variant`
+    (the keywords of the device's variant program) in `variant(device, rng)`."""
+
+    steps: tuple[str, ...] | None = None
+
+    def variant(self, device, rng: np.random.Generator) -> dict:
+        raise NotImplementedError
+
+    def plan(self, device, schedule, cycle, rng):
+        kw = self.variant(device, rng)
+
+        def apply(pose: Pose, frame: int, phase: float) -> Pose:
+            edited = device.variant_pose(phase, **kw)
+            for name in self.parts:
+                pose[name] = edited[name]
+            return pose
+        return self._state_edit(schedule, cycle, apply, *self._stretch(self.steps))
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import AnomalyKind, ColorChange, Jerk, Reverse, ShapeChange, Shift, SpeedChange, Stall, Tilt
+from ..anomalies import (ColorChange, Jerk, Reverse, ShapeChange, Shift, SpeedChange, Stall, Tilt,
+                         VariantCycle)
 from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from ..program import Device, Part, PartState, Pose, Step
+from .motion import lerp, ramp
 
 FEED_LEN = 0.6  # conveyor length beyond the pick / place spot
 TUNNEL = 0.25  # feeder tunnel at the start of the infeed (parts come out of it)
@@ -33,15 +35,6 @@ ARM = ("link1", "link2", "elbow", "shoulder", "housing", "motor2", "quill", "hea
        "jaw_left", "jaw_right", "cable")
 TOOL = ("housing", "motor2", "quill", "head", "jaw_left", "jaw_right")
 
-
-def _lerp(a, b, t):
-    if t >= 1.0:
-        return tuple(float(y) for y in b)
-    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
-
-
-def _seg(t: float, lo: float, hi: float) -> float:
-    return min(max((t - lo) / (hi - lo), 0.0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -219,7 +212,7 @@ class Gripper(Device):
             return 0.0
         r, i = self._v("return_seconds"), self._v("idle_seconds")
         done = t * r if step == "return" else r + t * i
-        return _seg(done / (r + i), 0.0, SLIDE_END)
+        return ramp(done / (r + i), 0.0, SLIDE_END)
 
     def tool(self, m: Motion, place=None) -> tuple[tuple[float, float], float, float]:
         """Tool (x, y), shoulder angle and link 2 angle (absolute) for motion `m`."""
@@ -276,9 +269,9 @@ class Gripper(Device):
         if step in ("lower", "grip"):
             return {"part": PartState(pick), "part_next": PartState(pick, visible=False)}
         inside = self._v("table_height") - 0.25 - self._v("part_height") / 2  # in the tote
-        out = _lerp(place, (self.out_x, place[1], place[2]), _seg(u, 0.0, 0.8))
-        out = _lerp(out, (self.out_x, place[1], inside), _seg(u, 0.8, 1.0))
-        nxt = _lerp((self.start_x, pick[1], pick[2]), pick, u)
+        out = lerp(place, (self.out_x, place[1], place[2]), ramp(u, 0.0, 0.8))
+        out = lerp(out, (self.out_x, place[1], inside), ramp(u, 0.8, 1.0))
+        nxt = lerp((self.start_x, pick[1], pick[2]), pick, u)
         return {"part": PartState(out, visible=u < 1.0),
                 "part_next": PartState(nxt, visible=step in ("return", "idle"))}
 
@@ -329,10 +322,10 @@ class Gripper(Device):
                                      order.index("set") < k < order.index("return")):
             at = kw["at"]
             s = t if step == "set" else 1.0
-            open_ = _seg(s, at, at + 0.35)
+            open_ = ramp(s, at, at + 0.35)
             arm = self.build(Motion(m.swing, m.quill, min(m.jaws, 1.0 - open_)))
             pose["jaw_left"], pose["jaw_right"] = arm["jaw_left"], arm["jaw_right"]
-            fall = _seg(s, at, at + 0.15)
+            fall = ramp(s, at, at + 0.15)
             top = self.jaw_center(Motion(1.0, at, 1.0))
             z = top[2] + (self.place[2] - top[2]) * fall
             pose["part"] = PartState((self.place[0], self.place[1], z), (0.0, 0.0, kw["yaw"] * fall))
@@ -344,7 +337,7 @@ class Gripper(Device):
     def _dropped(self, at: float, t: float, yaw: float) -> PartState:
         """The part slips out of the jaws at transfer progress `at` and falls to the floor."""
         x, y, z = self.jaw_center(Motion(at, 0.0, 1.0))
-        fall = _seg(t, at, at + 0.12)
+        fall = ramp(t, at, at + 0.12)
         ph = self._v("part_height")
         return PartState((x, y, z + (ph / 2 - z) * fall), (0.0, 0.0, yaw * fall))
 
@@ -394,28 +387,7 @@ class Gripper(Device):
 
 
 @dataclass(frozen=True)
-class _Variant(AnomalyKind):
-    """A variant of the program over some steps of one cycle, played by `variant_pose`."""
-
-    steps: tuple[str, ...] | None = None
-
-    def variant(self, device: Gripper, rng) -> dict:
-        raise NotImplementedError
-
-    def plan(self, device, schedule, cycle, rng):
-        kw = self.variant(device, rng)
-
-        def apply(pose: Pose, frame: int, phase: float) -> Pose:
-            edited = device.variant_pose(phase, **kw)
-            for name in self.parts:
-                pose[name] = edited[name]
-            return pose
-        lo, hi = self._window(schedule, cycle, self.steps)
-        return self._event(cycle, state=StateEdit(lo, hi, apply))
-
-
-@dataclass(frozen=True)
-class DropPart(_Variant):
+class DropPart(VariantCycle):
     """The part slips out of the jaws mid-swing, falls to the floor and lies there; the arm goes
     on and places nothing."""
 
@@ -425,7 +397,7 @@ class DropPart(_Variant):
 
 
 @dataclass(frozen=True)
-class ClosesOnAir(_Variant):
+class ClosesOnAir(VariantCycle):
     """The quill stops short: the jaws close on air above the part, the arm carries nothing and
     the part stays at the stop (the infeed does not index; it is picked next cycle)."""
 
@@ -437,7 +409,7 @@ class ClosesOnAir(_Variant):
 
 
 @dataclass(frozen=True)
-class WrongSpot(_Variant):
+class WrongSpot(VariantCycle):
     """The arm sets the part down at the wrong spot: off the belt's centre line, overhanging."""
 
     def variant(self, device, rng):
@@ -448,7 +420,7 @@ class WrongSpot(_Variant):
 
 
 @dataclass(frozen=True)
-class EarlyOpen(_Variant):
+class EarlyOpen(VariantCycle):
     """The jaws open before the part is set down (release before set): it drops onto the belt
     and lands askew."""
 
@@ -458,7 +430,7 @@ class EarlyOpen(_Variant):
 
 
 @dataclass(frozen=True)
-class SwingLow(_Variant):
+class SwingLow(VariantCycle):
     """Return before rise (steps in the wrong order): the arm swings back with the quill still
     down, sweeping the jaws low over the conveyors, and rises at the pick."""
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import AnomalyKind, ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt
+from ..anomalies import (ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt,
+                         VariantCycle)
 from ..params import ParamRange
 from ..program import Device, Part, PartState, Pose, Step
+from .motion import lerp, ramp
 
 PER_LAYER = 4
 MAX_LAYERS = 3
@@ -34,13 +36,6 @@ GAP = 0.02
 LOWER, GRIP, LIFT, TRAVEL, SET, RELEASE, RISE = 0.12, 0.18, 0.30, 0.50, 0.64, 0.70, 0.82
 GANTRY = ("bridge", "carriage", "mast", "plate", "cup_a", "cup_b", "hose")
 
-
-def _lerp(a, b, t):
-    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
-
-
-def _seg(t: float, lo: float, hi: float) -> float:
-    return min(max((t - lo) / (hi - lo), 0.0), 1.0)
 
 
 class Palletizer(Device):
@@ -176,20 +171,20 @@ class Palletizer(Device):
         above = (target[0], target[1], self.z_travel)
         at_target = (target[0], target[1], target[2] + bh / 2)
         if t < LOWER:
-            return _lerp(rest, at_pick, _seg(t, 0, LOWER))
+            return lerp(rest, at_pick, ramp(t, 0, LOWER))
         if t < GRIP:
             return at_pick
         if t < LIFT:
-            return _lerp(at_pick, rest, _seg(t, GRIP, LIFT))
+            return lerp(at_pick, rest, ramp(t, GRIP, LIFT))
         if t < TRAVEL:
-            return _lerp(rest, above, _seg(t, LIFT, TRAVEL))
+            return lerp(rest, above, ramp(t, LIFT, TRAVEL))
         if t < SET:
-            return _lerp(above, at_target, _seg(t, TRAVEL, SET))
+            return lerp(above, at_target, ramp(t, TRAVEL, SET))
         if t < RELEASE:
             return at_target
         if t < RISE:
-            return _lerp(at_target, above, _seg(t, RELEASE, RISE))
-        return _lerp(above, rest, _seg(t, RISE, 1.0))
+            return lerp(at_target, above, ramp(t, RELEASE, RISE))
+        return lerp(above, rest, ramp(t, RISE, 1.0))
 
     def pose(self, phase: float) -> Pose:
         return self.variant_pose(phase)
@@ -223,7 +218,7 @@ class Palletizer(Device):
                 pose[name] = PartState(pick, visible=False)
                 continue
             if cur == g - 1 and t >= LIFT:  # slides up the infeed while the previous one travels
-                loc, visible = _lerp(feed_start, pick, _seg(t, LIFT, RELEASE)), True
+                loc, visible = lerp(feed_start, pick, ramp(t, LIFT, RELEASE)), True
             elif cur < g:
                 loc, visible = pick, False
             elif cur == g and t < GRIP:  # waiting at the stop
@@ -240,8 +235,8 @@ class Palletizer(Device):
             pose[name] = state
         if tilt:
             self._tilt(pose, tilt, pallet_x, cur, t)
-        nxt = _seg(t, 0.0, 0.8) if cur == m + 1 else 0.0
-        pose["box_next"] = PartState(_lerp(feed_start, pick, nxt), visible=cur == m + 1)
+        nxt = ramp(t, 0.0, 0.8) if cur == m + 1 else 0.0
+        pose["box_next"] = PartState(lerp(feed_start, pick, nxt), visible=cur == m + 1)
 
         pose["pallet"] = PartState((pallet_x, 0.0, BED_H + PALLET_H / 2))
         if tilt:
@@ -292,7 +287,7 @@ class Palletizer(Device):
         if t < t_drop:
             return None
         x = pick[0] + f * (target[0] - pick[0])
-        fall = _seg(t, t_drop, t_drop + 0.08)
+        fall = ramp(t, t_drop, t_drop + 0.08)
         z = self.z_travel - bh / 2 + (bh / 2 - (self.z_travel - bh / 2)) * fall
         return PartState((x, y_gap, z), rotation=(0.0, 0.0, 0.5 * fall))
 
@@ -322,25 +317,7 @@ class Palletizer(Device):
 
 
 @dataclass(frozen=True)
-class _Variant(AnomalyKind):
-    """A variant of the program over one cycle: edited parts come from `variant_pose`."""
-
-    def variant(self, device, rng) -> dict:
-        raise NotImplementedError
-
-    def plan(self, device, schedule, cycle, rng):
-        kw = self.variant(device, rng)
-
-        def apply(pose: Pose, frame: int, phase: float) -> Pose:
-            edited = device.variant_pose(phase, **kw)
-            for name in self.parts:
-                pose[name] = edited[name]
-            return pose
-        return self._state_edit(schedule, cycle, apply)
-
-
-@dataclass(frozen=True)
-class WrongSpot(_Variant):
+class WrongSpot(VariantCycle):
     """In the top layer, the third box is set down on top of the first instead of its own spot:
     a hole and a tower (the top layer, so neither is hidden by a later box)."""
 
@@ -350,7 +327,7 @@ class WrongSpot(_Variant):
 
 
 @dataclass(frozen=True)
-class MissingBox(_Variant):
+class MissingBox(VariantCycle):
     """No box comes up the infeed: the gripper goes through the motion empty, a layer lacks a box."""
 
     def variant(self, device, rng):
@@ -358,7 +335,7 @@ class MissingBox(_Variant):
 
 
 @dataclass(frozen=True)
-class DroppedBox(_Variant):
+class DroppedBox(VariantCycle):
     """The gripper loses its box in transit; it falls to the floor, its spot stays empty."""
 
     def variant(self, device, rng):
@@ -366,7 +343,7 @@ class DroppedBox(_Variant):
 
 
 @dataclass(frozen=True)
-class StackTilt(_Variant):
+class StackTilt(VariantCycle):
     """The pallet sits on a broken slat: pallet and stack lean forward."""
 
     degrees: tuple[float, float] = (5.0, 9.0)
