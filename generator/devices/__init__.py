@@ -1,4 +1,5 @@
-"""Device families: every module in this package declares one `Device` subclass.
+"""Device families: every module in this package declares one `Device` subclass (but `motion`,
+the interpolation and rotation helpers they share).
 
 Modules are found by name, so adding a family is adding a file; `DEVICES` maps device names to
 classes in a stable (alphabetical) order.

@@ -22,6 +22,7 @@ from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, Rever
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
 from ..program import Device, Part, PartState, Pose, StateEdit, Step
+from .motion import rotate
 
 N_BOXES = 4  # boxes on the belt; stations 0 .. N_BOXES, the stamp over station STAMP
 STAMP = 2
@@ -38,11 +39,6 @@ LEGS = tuple(f"leg_{i}" for i in range(8))
 CARRIED = BOXES + LABELS
 MOVING = CARRIED + CLEATS
 
-
-def _rotate_x(v: tuple[float, float, float], angle: float) -> tuple[float, float, float]:
-    x, y, z = v
-    c, s = math.cos(angle), math.sin(angle)
-    return (x, y * c - z * s, y * s + z * c)
 
 
 class Conveyor(Device):
@@ -107,8 +103,8 @@ class Conveyor(Device):
         bw, bh = self._v("box_width") * scale, self._v("box_height") * scale
         belt = self._v("belt_height")
         pivot = (x, y - bw / 2, belt + dz)
-        c = _rotate_x((0.0, bw / 2, bh / 2), -tip)
-        lab = _rotate_x((0.0, bw / 2, bh + LABEL_THICK / 2), -tip)
+        c = rotate((0.0, bw / 2, bh / 2), 0, -tip)
+        lab = rotate((0.0, bw / 2, bh + LABEL_THICK / 2), 0, -tip)
         vis = self.box_visible(x)
         # the label shows while at least half of it is out of the tunnel
         lab_vis = vis and self.box_visible(x, LABEL_SIZE * self._v("box_length") * scale, 0.5)

@@ -21,6 +21,7 @@ from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, Shape
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
 from ..program import ClockEdit, Device, Part, PartState, Pose, StateEdit, Step
+from .motion import rotate
 
 SKID = 0.1  # load bottom when it rests on its skids
 SLING_H = 0.45  # from the hook's point down to the load's top
@@ -265,8 +266,7 @@ class Swing(AnomalyKind):
             for name in HANGING + ("load",):
                 st = pose[name]
                 dx, dz = st.location[0] - x, st.location[2] - pz
-                nx = dx * math.cos(phi) + dz * math.sin(phi)
-                nz = -dx * math.sin(phi) + dz * math.cos(phi)
+                nx, _, nz = rotate((dx, 0.0, dz), 1, phi)
                 rx, ry, rz = st.rotation
                 pose[name] = st.moved(location=(x + nx, st.location[1], pz + nz),
                                       rotation=(rx, ry + phi, rz))

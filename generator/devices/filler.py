@@ -22,6 +22,7 @@ from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Shift, SpeedCh
                          SwapSteps)
 from ..params import ParamRange
 from ..program import Device, Part, PartState, Pose, Step
+from .motion import turned
 
 MAX_BOTTLES = 5
 SHOULDER_H = 0.04
@@ -62,14 +63,6 @@ NOZZLE_BANK = ("carriage", "frod", "hose") + NOZZLES
 CAPPER_HEAD = ("head", "crod") + CHUCKS + HELD
 CARRIED = BOTTLES + ("spill", "foam")
 
-
-def _rot_y_about(state: PartState, pivot: tuple[float, float, float], angle: float) -> PartState:
-    """The state turned about a y-parallel axis through `pivot` by `angle`."""
-    x, y, z = (a - b for a, b in zip(state.location, pivot))
-    c, s = math.cos(angle), math.sin(angle)
-    rx, ry, rz = state.rotation
-    return state.moved(location=(pivot[0] + c * x + s * z, pivot[1] + y, pivot[2] - s * x + c * z),
-                       rotation=(rx, ry + angle, rz))
 
 
 class Filler(Device):
@@ -554,7 +547,7 @@ class BottleTilt(AnomalyKind):
             x = pose[f"bottle_{i}"].location[0]
             pivot = (x - r, 0.0, hb)
             for name in bottle(i):
-                pose[name] = _rot_y_about(pose[name], pivot, angle)
+                pose[name] = turned(pose[name], 1, angle, pivot)
             return pose
         return self._state_edit(schedule, cycle, apply)
 

@@ -23,6 +23,7 @@ from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Reverse, Shape
                          SpeedChange, Stall, Tilt)
 from ..params import ParamRange
 from ..program import Device, Part, PartState, Pose, Step
+from .motion import turned
 
 BASE_H = 0.55  # top of the base drum
 DISC_T = 0.06  # turntable thickness
@@ -35,13 +36,6 @@ ARM_Z_GAP = 0.12  # from the raised head's top to the arm
 def _n(values: dict) -> int:
     return int(round(values["stations"]))
 
-
-def _rot_z(state: PartState, angle: float) -> PartState:
-    """The state turned about the world z axis (the table's axis) by `angle`."""
-    x, y, z = state.location
-    c, s = math.cos(angle), math.sin(angle)
-    rx, ry, rz = state.rotation
-    return state.moved(location=(c * x - s * y, s * x + c * y, z), rotation=(rx, ry, rz + angle))
 
 
 class RotaryTable(Device):
@@ -333,7 +327,7 @@ class OverRotation(AnomalyKind):
                     x, y, _ = pose[name].location
                     if math.hypot(x, y) > device.r_station + 1e-6:
                         continue  # on its way out: pushed along the chute
-                pose[name] = _rot_z(pose[name], turn)
+                pose[name] = turned(pose[name], 2, turn)
             return pose
         return self._state_edit(schedule, cycle, apply)
 
