@@ -19,9 +19,11 @@ source. A file is then paced at its own frame rate, as a camera would deliver it
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -281,6 +283,28 @@ def score_clips(checkpoint: Checkpoint, frames: np.ndarray, starts: list[int],
     return -normality, phases
 
 
+@contextmanager
+def _stop_on_ctrl_c(stop: threading.Event, summary: Summary) -> Iterator[None]:
+    """A first Ctrl-C sets `stop`: the loop ends after the window it is scoring, so no score line is cut
+    in half and no torch or OpenCV call is torn mid-way (a KeyboardInterrupt raised inside one could
+    leave the process hanging at exit). A second Ctrl-C interrupts at once. Signals can only be
+    handled on the main thread; elsewhere Ctrl-C stays a KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def asked(signum, frame) -> None:
+        summary.ended = "interrupted (Ctrl-C)"
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, asked)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold, out=None,
           alarm_dir: Path | None = None, realtime: bool = False, loop: bool = False, max_frames: int | None = None,
           every: int = 1, device: str | torch.device = "cpu", report: Callable[[str], None] = print,
@@ -324,32 +348,33 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
             out.write(line + "\n")
             out.flush()
 
-    try:
-        for window, starts in reader.windows(config.image_size, config.clip_len, every, batch, stop):
-            if on_frame is not None:
-                on_frame(reader.count)
-            values, phases = score(np.stack([entry[1] for entry in window]), starts)
-            scored = time.perf_counter()
-            for start, value, phase in zip(starts, values, phases):
-                latency = scored - window[start + config.clip_len - 1][2]
-                summary.scored += 1
-                summary.latency_sum_s += latency
-                summary.latency_max_s = max(summary.latency_max_s, latency)
-                index, frame, _ = window[start + centre]
-                closed(state.update(index, float(value), phase, frame))
-                if out is not None:
-                    out.write(json.dumps({"frame": index, "score": float(value), "alarm": state.open is not None}) + "\n")
-        if max_frames is not None and reader.count >= max_frames:
-            summary.ended = f"{max_frames} frames read"
-    except KeyboardInterrupt:
-        summary.ended = "interrupted (Ctrl-C)"
-    finally:
-        stop.set()
-        closed(state.close())
-        reader.close()
-        summary.frames = reader.count
-        summary.seconds = time.perf_counter() - started
-        summary.dropped, summary.reconnects = reader.dropped, reader.reconnects
-        if reader.gave_up:
-            summary.ended = f"the stream did not come back after {REOPEN_TRIES} tries"
+    with _stop_on_ctrl_c(stop, summary):
+        try:
+            for window, starts in reader.windows(config.image_size, config.clip_len, every, batch, stop):
+                if on_frame is not None:
+                    on_frame(reader.count)
+                values, phases = score(np.stack([entry[1] for entry in window]), starts)
+                scored = time.perf_counter()
+                for start, value, phase in zip(starts, values, phases):
+                    latency = scored - window[start + config.clip_len - 1][2]
+                    summary.scored += 1
+                    summary.latency_sum_s += latency
+                    summary.latency_max_s = max(summary.latency_max_s, latency)
+                    index, frame, _ = window[start + centre]
+                    closed(state.update(index, float(value), phase, frame))
+                    if out is not None:
+                        out.write(json.dumps({"frame": index, "score": float(value), "alarm": state.open is not None}) + "\n")
+            if max_frames is not None and reader.count >= max_frames:
+                summary.ended = f"{max_frames} frames read"
+        except KeyboardInterrupt:
+            summary.ended = "interrupted (Ctrl-C)"
+        finally:
+            stop.set()
+            closed(state.close())
+            reader.close()
+            summary.frames = reader.count
+            summary.seconds = time.perf_counter() - started
+            summary.dropped, summary.reconnects = reader.dropped, reader.reconnects
+            if reader.gave_up:
+                summary.ended = f"the stream did not come back after {REOPEN_TRIES} tries"
     return summary

@@ -207,7 +207,12 @@ def test_ctrl_c_ends_watch_cleanly_with_a_summary(calibrated, tmp_path):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"watch still running 60 s after Ctrl-C\nstdout:\n{stdout}\nstderr:\n{stderr}") from None
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     assert "interrupted (Ctrl-C):" in stdout and "scored" in stdout, stdout
     assert all(json.loads(line) for line in out.read_text().splitlines())  # no line cut in half
