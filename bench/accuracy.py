@@ -54,7 +54,7 @@ from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.config import get_config
 from ipad_detect.data import load_scene
 from ipad_detect.evaluate import evaluate_scene, frame_auc
-from ipad_detect.kinds import REFERENCE_KINDS
+from ipad_detect.registry import get_kind
 from ipad_detect.scoring import score_scene
 from ipad_detect.train import TrainOptions, train
 
@@ -266,7 +266,7 @@ def main() -> None:
         args.clips = 1200 if args.quick else 2400
     rows = [r for r in ROWS if args.kinds is None or r.run.kind in args.kinds.split(",")]
     if args.core:
-        rows = [r for r in rows if r.run == DEFAULT or r.run.kind in REFERENCE_KINDS]
+        rows = [r for r in rows if r.run == DEFAULT or not get_kind(r.run.kind).learned]
     args.work.mkdir(parents=True, exist_ok=True)
     root = render(args.work, scenes, args.workers)
 

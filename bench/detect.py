@@ -32,7 +32,8 @@ from PIL import Image
 from ipad_detect.compiled import compile_model
 from ipad_detect.config import get_config
 from ipad_detect.data import ClipDataset, FrameCache, Uint8Clips, clips_to_float, load_scene
-from ipad_detect.models import MODEL_KINDS, build_model, count_flops, count_parameters
+from ipad_detect.models import build_model, count_flops, count_parameters
+from ipad_detect.registry import model_kinds
 from ipad_detect.models.swin3d import SwinEncoder3d
 from ipad_detect.train import training_loader
 
@@ -66,7 +67,7 @@ def sizes_and_flops() -> None:
     print(f"{'config':<7}{'model':<8}{'input':>18}{'params (M)':>12}{'GFLOPs':>10}")
     for name in ("tiny", "paper"):
         cfg = get_config(name)
-        for kind in MODEL_KINDS:
+        for kind in model_kinds(learned=True):
             with torch.device("meta"):  # shapes only: no memory, no compute
                 model = build_model(kind, cfg)
                 clips = torch.zeros(1, 3, cfg.clip_len, cfg.image_size, cfg.image_size)

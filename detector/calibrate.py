@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.data import ClipDataset, FrameCache, Video
-from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.models import unwrapped
+from ipad_detect.registry import get_kind
 from ipad_detect.scoring import score_video
 
 THRESHOLD_FILE = "threshold.json"
@@ -121,11 +121,8 @@ def _refit_without(checkpoint: Checkpoint, videos: list[Video], cache: FrameCach
     from ipad_detect.train import fit_normal_bank
 
     model, config = checkpoint.model, checkpoint.config
-    if checkpoint.kind == "phase-nn":
-        model.fit(videos, cache, float(model.cycle_length))
-        return True
-    if checkpoint.kind in REFERENCE_KINDS:
-        model.fit(videos, cache)
+    if not get_kind(checkpoint.kind).learned:
+        model.refit(videos, cache)
         return True
     if getattr(unwrapped(model), "normal_bank", None) is None:
         return False

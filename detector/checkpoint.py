@@ -24,6 +24,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from ipad_detect.config import ModelConfig
+from ipad_detect.registry import build_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -146,19 +147,6 @@ def read_description(path: Path) -> dict:
     return description
 
 
-def build(kind: str, config: ModelConfig) -> nn.Module:
-    """An untrained model of `kind` (a detector model, or a non-learned nearest-neighbour reference)."""
-    from ipad_detect.kinds import REFERENCE_KINDS
-
-    if kind in REFERENCE_KINDS:
-        from ipad_detect.nearest import NON_LEARNED
-
-        return NON_LEARNED[kind](config)
-    from ipad_detect.models import build_model
-
-    return build_model(kind, config)
-
-
 def resize_buffers_like(model: nn.Module, weights_file: Path) -> None:
     """Give a model's empty buffers (banks that are filled from data: the nearest-neighbour banks,
     the normal bank) the shapes stored in a weights file, so that a strict load fits."""
@@ -185,7 +173,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     description = read_description(found)
     try:
         config = ModelConfig(**description["config"])
-        model = build(description["kind"], config)
+        model = build_model(description["kind"], config)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{found / CONFIG} does not describe a model ({' '.join(str(error).split())[:300]})") from None
     resize_buffers_like(model, found / WEIGHTS)

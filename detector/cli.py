@@ -27,7 +27,7 @@ import typer
 from pydantic import ValidationError
 
 from ipadgen.contract import OUT_OF_ROOM, write_atomically
-from ipad_detect.kinds import KINDS
+from ipad_detect.registry import get_kind, model_kinds
 
 CONFIG_NAMES = ("paper", "tiny")
 
@@ -44,7 +44,7 @@ def _choices(name: str, values) -> type[Enum]:
     return Enum(name, [(v, v) for v in values], type=str)
 
 
-Kind = _choices("Kind", KINDS)
+Kind = _choices("Kind", model_kinds())  # imports the models: their decorators register them
 ConfigName = _choices("ConfigName", CONFIG_NAMES)
 DeviceName = _choices("DeviceName", ("cpu", "cuda"))
 Norm = _choices("Norm", ("scene", "video"))
@@ -74,10 +74,7 @@ Stride = Annotated[int, typer.Option(help="clip stride of the training sampler",
 MaxClips = Annotated[Optional[int], typer.Option(
     help="at most this many clips per epoch, drawn afresh each epoch (quick runs)", min=1,
     show_default="every clip")]
-Model = Annotated[Kind, typer.Option(
-    help="full (ours), vswin (no memory/phase), memae, conae; the non-learned references frame-nn, clip-nn "
-         "(nearest normal training frame / 9-frame clip), phase-nn (nearest training frame at the phase the "
-         "frame is due at)")]
+Model = Annotated[Kind, typer.Option(help="; ".join(get_kind(k).description for k in model_kinds()))]
 Config = Annotated[ConfigName, typer.Option(help="model sizes: paper (256 px, GPU) or tiny (64 px, CPU)")]
 Epochs = Annotated[int, typer.Option(help="total epochs (the default is the paper's)", min=1)]
 TrainLr = Annotated[Optional[float], typer.Option(help="Adam learning rate",

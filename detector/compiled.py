@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ipad_detect.config import ModelConfig
-from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.models.swin3d import use_attention
+from ipad_detect.registry import get_kind
 
 
 def compile_model(model: nn.Module, device: str | torch.device) -> nn.Module:
@@ -32,7 +32,7 @@ def compile_for_scoring(model: nn.Module, kind: str, config: ModelConfig, batch_
     """`compile_model`, then one batch of blank clips through it in eval mode, so the compile time
     is printed on its own and not counted in the first video's scoring. A non-learned reference
     (nothing to compile) comes back as it is."""
-    if kind in REFERENCE_KINDS:
+    if not get_kind(kind).learned:
         return model
     compiled = compile_model(model, device).eval()
     blank = torch.zeros(batch_size, 3, config.clip_len, config.image_size, config.image_size, device=device)

@@ -19,9 +19,9 @@ from torch import nn
 
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.evaluate import psnr
-from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.models import unwrapped
 from ipad_detect.models.normal_bank import pixel_clips
+from ipad_detect.registry import get_kind
 from ipad_detect.scoring import normality
 
 OPSET = 18
@@ -61,7 +61,7 @@ class ClipScorer(nn.Module):
 def export_onnx(checkpoint: Checkpoint, path: Path) -> dict:
     """Write the graph and, beside it, `<name>.json` (what it was made from); return that record with
     the largest difference of its outputs from torch's on two clips."""
-    if checkpoint.kind in REFERENCE_KINDS:
+    if not get_kind(checkpoint.kind).learned:
         raise ValueError(f"{checkpoint.kind} is a non-learned reference (a search over stored frames), "
                          f"not a network; export a learned model")
     scorer = ClipScorer(checkpoint).eval()

@@ -45,8 +45,8 @@ from torch import nn
 from ipad_detect.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ipad_detect.data import DataError, FrameCache, list_scenes, load_scene
 from ipad_detect.evaluate import EvaluationResult
-from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.models.swin3d import SwinEncoder3d
+from ipad_detect.registry import get_kind
 from ipad_detect.scoring import evaluate_checkpoint
 from ipad_detect.train import TrainOptions, fit_background, train
 
@@ -237,7 +237,7 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
     else:
         videos = select_shots(all_videos, options.shots, options.seed)
     base = load_checkpoint(pretrained, options.device)
-    if base.kind in REFERENCE_KINDS:
+    if not get_kind(base.kind).learned:
         raise ValueError(f"{base.path} holds a {base.kind} bank, which has nothing to fine-tune; "
                          f"pretrain a full or vswin model")
 

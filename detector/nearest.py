@@ -26,6 +26,7 @@ from torch import nn
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, to_clip_tensor
 from ipad_detect.period_estimation import align_phase, frame_features, near_phase, reference_cycle
+from ipad_detect.registry import register_model
 
 BANK_SIZE = 32  # side of the downsampled frames in the bank
 CLIP_OFFSETS = tuple(range(-8, 9, 2))  # clip-nn: 9 frames, every second one, centred on the frame
@@ -51,9 +52,14 @@ class NearestNeighbour(nn.Module):
         index = np.clip(np.asarray(centres)[:, None] + np.asarray(self.offsets)[None, :], 0, len(frames) - 1)
         return small[torch.from_numpy(index)].reshape(len(index), -1).to(self.bank.device)
 
-    def fit(self, videos: list[Video], cache: FrameCache) -> None:
-        """Fill the bank with a sample around every frame of the normal training videos."""
+    def fit(self, videos: list[Video], cache: FrameCache, cycle_length: float | None = None) -> None:
+        """Fill the bank with a sample around every frame of the normal training videos (of one
+        scene, `cycle_length` frames per cycle, or of several: None)."""
         self.bank = torch.cat([self.samples(cache.get(v), np.arange(v.num_frames)) for v in videos])
+
+    def refit(self, videos: list[Video], cache: FrameCache) -> None:
+        """Fill the bank again from other normal videos of the same scene (calibration's held-out folds)."""
+        self.fit(videos, cache)
 
     def _nearest_mse(self, x: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
         mse = torch.cdist(x, self.bank).pow(2) / x.shape[1]  # [n, K]
@@ -82,14 +88,20 @@ class NearestNeighbour(nn.Module):
         return torch.cat(scores).double().cpu().numpy()
 
 
+@register_model("frame-nn", label="frame-NN", learned=False,
+                description="frame-nn (no learning: the nearest normal training frame)")
 class FrameNN(NearestNeighbour):
     offsets = (0,)
 
 
+@register_model("clip-nn", label="clip-NN", learned=False,
+                description="clip-nn (no learning: the nearest normal training clip of 9 frames)")
 class ClipNN(NearestNeighbour):
     offsets = CLIP_OFFSETS
 
 
+@register_model("phase-nn", label="phase-NN", learned=False,
+                description="phase-nn (no learning: the nearest training frame at the phase the frame is due at)")
 class PhaseNN(NearestNeighbour):
     """The nearest training frame among those at the phase the test frame is due at."""
 
@@ -109,17 +121,19 @@ class PhaseNN(NearestNeighbour):
         """Bank the training frames, each with its phase by alignment to the reference cycle (the
         same estimator the test videos get, so both share one phase origin)."""
         if cycle_length is None or cycle_length <= 0:
-            raise ValueError("phase-nn needs the scene's cycle length (from period labels or estimated)")
+            raise ValueError("phase-nn banks one scene's cycle: train it on one scene (its cycle length comes "
+                             "from the period labels or is estimated), not several")
         super().fit(videos, cache)
         self.cycle_length = torch.tensor(float(cycle_length), dtype=torch.float64)
         features = [frame_features(cache.get(v)) for v in videos]
         self.reference = torch.from_numpy(reference_cycle(features, cycle_length))
         self.bank_phase = torch.cat([torch.from_numpy(self._phase(cache.get(v))) for v in videos])
 
+    def refit(self, videos: list[Video], cache: FrameCache) -> None:
+        self.fit(videos, cache, float(self.cycle_length))
+
     def allowed(self, frames: np.ndarray, centres: np.ndarray) -> torch.Tensor:
         due = torch.from_numpy(self._phase(frames)[centres])
         tolerance = PHASE_TOLERANCE_FRAMES / float(self.cycle_length)
         return near_phase(due, self.bank_phase.cpu(), tolerance).to(self.bank.device)
 
-
-NON_LEARNED = {"frame-nn": FrameNN, "clip-nn": ClipNN, "phase-nn": PhaseNN}

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ipad_detect.evaluate import dataset_auc
+from ipad_detect.registry import kind_label
 
-KIND_LABELS = {"full": "Ours", "vswin": "V-Swin-T", "memae": "memAE", "conae": "conAE", "phase-nn": "phase-NN",
-               "frame-nn": "frame-NN", "clip-nn": "clip-NN"}
 ABLATION_ROWS = ("reconstruction only (V-Swin-T)", "period only (E_p score)", "window only (no memory)",
                  "memory only (no window score)", "both (ours)")
 
@@ -78,7 +77,7 @@ def read_run(path: Path | str) -> Run:
         raise ValueError(f"{path} is not an evaluation JSON of ipad-detect evaluate/finetune "
                          f"(missing {', '.join(missing)})")
     kind = result.get("kind", "?")
-    label = result.get("label") or KIND_LABELS.get(kind, kind)
+    label = result.get("label") or kind_label(kind)
     if result.get("kind") == "full" and result.get("phase_weight") in (0.0, 1.0) and not result.get("label"):
         label += f" (phase weight {result['phase_weight']:g})"
     return Run(path=path, scene=result["scene"], auc=result["auc"], kind=kind, label=label,

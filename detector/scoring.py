@@ -20,11 +20,11 @@ from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.compiled import compile_for_scoring
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import FrameCache, Video, clip_starts, cycle_length_from_labels, load_scene, to_clip_tensor
-from ipad_detect.kinds import REFERENCE_KINDS
 from ipad_detect.evaluate import NORMALISATIONS, EvaluationResult, VideoScores, evaluate_scene, psnr
 from ipad_detect.models import unwrapped
 from ipad_detect.models.normal_bank import pixel_clips
 from ipad_detect.models.phase import cycle_phase_error, window_phase_error
+from ipad_detect.registry import get_kind
 
 
 BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy is made once per so many
@@ -92,7 +92,7 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
     It sees the frames only, never the video's labels or period labels: real footage has none."""
     if len(frames) < config.clip_len:
         raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
-    if kind in REFERENCE_KINDS:
+    if not get_kind(kind).learned:
         return model.score_video(frames, config.clip_len), None
     values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device, config.bank_weight,
                                       config.bank_at_phase, config.pixel_weight)

@@ -25,17 +25,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ipad_detect.checkpoint import (build, epoch_dirs, load_training_state, read_description, resize_buffers_like,
+from ipad_detect.checkpoint import (epoch_dirs, load_training_state, read_description, resize_buffers_like,
                                    save_checkpoint, unreadable)
 from ipad_detect.compiled import compile_model
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Uint8Clips, Video, clips_to_float, load_scene, to_clip_tensor
-from ipad_detect.kinds import KINDS, REFERENCE_KINDS
-from ipad_detect.models import kind_config, unwrapped
+from ipad_detect.models import unwrapped
 from ipad_detect.models.background import matched_light
 from ipad_detect.models.normal_bank import BANK_CLIPS, pixel_clips
 from ipad_detect.models.swin3d import use_attention
 from ipad_detect.period_estimation import align_phase, frame_features, label_videos, reference_cycle
+from ipad_detect.registry import build_model, get_kind, kind_config
 
 
 
@@ -229,8 +229,7 @@ def train(root: Path | str, scenes: list[str], config: ModelConfig, out: Path | 
 
     `model`: an already built model to train further (fine-tuning a pretrained one, possibly with
     adapters); only its parameters that require gradients are optimised."""
-    if options.kind not in KINDS:
-        raise ValueError(f"unknown model kind {options.kind!r}; allowed: {', '.join(KINDS)}")
+    get_kind(options.kind)  # an unknown kind is refused before any work
     if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
         raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
     if options.max_clips is not None and options.max_clips < 1:
@@ -338,8 +337,7 @@ def frame_cache_folder(root: Path, out: Path | None, options: TrainOptions, devi
 def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None, options: TrainOptions,
            world: Distributed, model: torch.nn.Module | None = None) -> TrainResult:
     seed_everything(options.seed)
-    if options.kind not in REFERENCE_KINDS:
-        config = kind_config(options.kind, config)
+    config = kind_config(options.kind, config)
     cache = FrameCache(config.image_size, frame_cache_folder(root, out, options, world.device))
     period_dir = options.period_dir or (out / "period" if out is not None and world.is_main else None)
     videos, lengths = training_videos(root, scenes, cache, options.cycle_length, options.videos, period_dir)
@@ -350,14 +348,9 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     if options.videos is not None:
         info["videos"] = sorted(v.name for v in videos)
 
-    if options.kind in REFERENCE_KINDS:  # nothing to optimise: fill the bank once
-        model = build(options.kind, config)
-        if options.kind == "phase-nn":
-            if len(lengths) > 1:
-                raise ValueError("phase-nn banks one scene's cycle; train it on one scene, not several")
-            model.fit(videos, cache, next(iter(lengths.values())))
-        else:
-            model.fit(videos, cache)
+    if not get_kind(options.kind).learned:  # nothing to optimise: fill the bank once
+        model = build_model(options.kind, config)
+        model.fit(videos, cache, next(iter(lengths.values())) if len(lengths) == 1 else None)
         path = save_checkpoint(out, model, options.kind, config, 1, info=info) if out and world.is_main else None
         return TrainResult(model, path, [], lengths)
 
@@ -366,7 +359,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
         cache.get(video)
 
     if model is None:
-        model = build(options.kind, config)
+        model = build_model(options.kind, config)
         fit_background(model, videos, all_clips.cache)  # a resumed run loads its trained ones below
         fit_memory(model, all_clips, seed=options.seed)
     if options.init_weights:

@@ -34,7 +34,7 @@ import torch
 from ipad_detect.calibrate import Threshold, anomaly_scores
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.footage import FootageError, open_capture
-from ipad_detect.kinds import REFERENCE_KINDS
+from ipad_detect.registry import get_kind
 from ipad_detect.scoring import reconstruct_video
 
 SHEET_FRAMES = 12  # frames of one alarm kept for its contact sheet
@@ -275,7 +275,7 @@ def score_clips(checkpoint: Checkpoint, frames: np.ndarray, starts: list[int],
     the normality `score_video` gives), in one batch, and the phase the model's phase head predicts
     for each (None without one)."""
     config = checkpoint.config
-    if checkpoint.kind in REFERENCE_KINDS:
+    if not get_kind(checkpoint.kind).learned:
         return anomaly_scores(checkpoint, frames, len(starts), device)[starts], [None] * len(starts)
     normality, probs = reconstruct_video(checkpoint.model, frames, config.clip_len, len(starts), device,
                                          config.bank_weight, config.bank_at_phase, config.pixel_weight, starts)

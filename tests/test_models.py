@@ -6,7 +6,8 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model
 
 from ipad_detect.config import ModelConfig, get_config
-from ipad_detect.models import MODEL_KINDS, build_model, count_flops, count_parameters
+from ipad_detect.models import build_model, count_flops, count_parameters
+from ipad_detect.registry import model_kinds
 from ipad_detect.models.decoder import SwinDecoder3d
 from ipad_detect.models.memory import Memory, boost_phase_slots, hard_shrink, phase_slot
 from ipad_detect.models.background import StaticBackground, matched_light
@@ -77,7 +78,7 @@ def test_shapes_through_every_module_of_the_tiny_full_model():
     assert recon.shape == clips.shape
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", model_kinds(learned=True))
 def test_every_model_kind_follows_the_output_contract(kind):
     torch.manual_seed(0)
     model = build_model(kind, TINY)
@@ -122,7 +123,7 @@ def test_wrong_clip_shape_and_bad_phase_targets_are_refused():
         model.loss(out, clips, torch.tensor([0, 50]))
     with pytest.raises(ValueError, match="phase_target must be a LongTensor of shape"):
         model.loss(out, clips, torch.tensor([0.5, 1.0]))
-    with pytest.raises(ValueError, match="unknown model kind 'swin'; allowed: full, paper, vswin, memae, conae"):
+    with pytest.raises(ValueError, match="unknown model kind .swin.; allowed: full, paper, vswin, conae, memae, frame-nn"):
         build_model("swin", TINY)
 
 
@@ -240,7 +241,7 @@ def test_window_phase_error_edges_use_the_clipped_window_and_bad_input_is_refuse
 # --- training and LoRA -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", model_kinds(learned=True))
 def test_a_few_adam_steps_lower_the_loss_and_train_every_parameter(kind):
     """Gradients reach every part: the decoders' last layers start at zero (the reconstruction is
     the background), and after a few steps every parameter has moved and the loss is lower."""

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ipad_detect.config import ModelConfig
 from ipad_detect.models.background import StaticBackground, zero_last_layer
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
+from ipad_detect.registry import register_model, without_bank
 
 
 def _strides(stages: int) -> list[tuple[int, int, int]]:
@@ -50,6 +51,7 @@ class ConvDecoder3d(nn.Sequential):
         super().__init__(*layers)
 
 
+@register_model("conae", label="conAE", description="conae (conv autoencoder)", configure=without_bank)
 class ConvAutoencoder(nn.Module):
     """conAE: conv encoder straight into the conv decoder; no memory, no phase."""
 

@@ -14,6 +14,7 @@ from ipad_detect.models.normal_bank import NormalBank
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
 from ipad_detect.models.phase import PhaseHead
 from ipad_detect.models.swin3d import SwinEncoder3d
+from ipad_detect.registry import register_model, without_bank
 
 # The normalisation torchvision's Kinetics-400 Swin weights were trained with (inputs in [0, 1]).
 KINETICS_MEAN = (0.485, 0.456, 0.406)
@@ -83,3 +84,25 @@ class IPADModel(nn.Module):
 
     def loss(self, out: ModelOutput, clips: Tensor, phase_target: Tensor | None = None) -> dict[str, Tensor]:
         return model_losses(out, clips, phase_target, self.cfg)
+
+
+# "full" is the default detector: the paper's model scored by its normal bank (and, where the config
+# weighs it, our cycle check of the phase); "paper" is the paper's model as published (last-stage
+# reconstruction, the window check, eqs. 7-8); "vswin" is either with memory, phase and bank off
+# (the paper's V-Swin-T baseline).
+
+
+def as_published(cfg: ModelConfig) -> ModelConfig:
+    return without_bank(cfg).model_copy(update={"phase_check": "window", "decode_stage": None,
+                                                "encoder_input": "kinetics"})
+
+
+def reconstruction_only(cfg: ModelConfig) -> ModelConfig:
+    return without_bank(cfg).model_copy(update={"use_memory": False, "use_phase": False})
+
+
+register_model("full", label="Ours", description="full (ours, the default)")(IPADModel)
+register_model("paper", label="IPAD (paper)", description="paper (the IPAD model as published)",
+               configure=as_published)(IPADModel)
+register_model("vswin", label="V-Swin-T", description="vswin (no memory, phase or bank)",
+               configure=reconstruction_only)(IPADModel)

@@ -10,8 +10,11 @@ from ipad_detect.models.background import StaticBackground
 from ipad_detect.models.conae import ConvDecoder3d, ConvEncoder3d
 from ipad_detect.models.memory import Memory
 from ipad_detect.models.output import ModelOutput, check_clips, model_losses
+from ipad_detect.registry import register_model, without_bank
 
 
+@register_model("memae", label="memAE", description="memae (memory-augmented conv autoencoder)",
+                configure=without_bank)
 class MemAE(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -38,7 +38,10 @@ mean d_tokens^(1 - w) * d_pixels^w: a product, so neither distance's scale matte
 validation scenes V01-V04 (w = 0.5): tokens alone 98.1 / 91.3 / 58.7 / 97.5, pixels alone 99.4 /
 91.7 / 77.6 / 90.9, both 99.1 / 94.0 / 74.3 / 96.8 (mean 86.4, 89.9, 91.0). The learned tokens carry
 the looks that pixels at 32 x 32 miss (the palletizer's boxes), the pixels what the tokens of a
-16-epoch-short training miss (the filler's liquid and caps).
+16-epoch-short training miss (the filler's liquid and caps). Tried on the same trained models and
+not kept: pixels at 64 x 64 (V01-V04 99.0 / 92.9 / 70.7 / 95.9, mean 89.6), and the pixels' worst
+position on a 16 x 16 or 32 x 32 grid instead of the tokens' 8 x 8 (mean 92.3 and 91.9, but the
+position anomalies fall from 83.5 to 80.7 and 84.9%; a weight of 0.3: mean 90.2, position 86.1%).
 
 It is the clip-level counterpart of the periodic memory: the memory holds a few hundred learned
 prototypes that the decoder reads, the bank every normal clip (up to BANK_CLIPS, evenly spaced),
