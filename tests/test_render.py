@@ -137,6 +137,14 @@ def _spread(first: int, last: int, k: int = 10) -> list[int]:
 @pytest.mark.parametrize("device_name, kind",
                          [(d, k) for d, cls in DEVICES.items() for k in cls.anomalies])
 def test_anomaly_against_its_normal_twin(device_name, kind, twin_renderer):
+    assert_true_to_its_twin(device_name, kind, twin_renderer)
+
+
+def assert_true_to_its_twin(device_name: str, kind: str, twin_renderer) -> None:
+    """Render one anomaly of `kind` in the middle cycle and the same schedule played without it:
+    identical before the edit, different inside the anomaly's mask on every labelled frame, the
+    twin again (shifted by the program's delay) after it, and no visible change on edited frames
+    labelled normal (tests/test_new_family.py runs it on a family of its own)."""
     spec = twin_spec(device_name, kind)
     device = scene_device(spec)
     plan = plan_video(spec, device, "testing", 1)
