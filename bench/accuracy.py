@@ -5,8 +5,8 @@ cutter, press, gripper, sorter), every anomaly kind of each family in its test v
 category), the normal nuisances on as in IPAD (light intensity and colour drift, flicker, light
 direction, camera shake, cycle-time jitter), 3 training and 4 test videos of 3 cycles at 64 px
 and 10 fps. `V01` … `V04` are validation scenes of the same kind (another lifter, a rotary
-table, a filler, a palletizer): hyper-parameters are chosen on those (`--validation`), never on the benchmark. The scenes
-are rendered once with `ipadgen render-set` into `<work>/data` and reused.
+table, a filler, a palletizer): hyper-parameters are chosen on those (`--validation`), never on the
+benchmark. The scenes are rendered once with `ipadgen render-set` into `<work>/data` and reused.
 
 Every learned model trains on every scene from scratch with the same budget, `--clips` training
 clips (epochs of `--clips / --epochs` clips drawn afresh from all stride-1 clips), seed `--seed`,
@@ -31,7 +31,8 @@ picture). No test label or test period label is read by any detector; labels are
 score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`, each run's scores on each
 scene to `<work>/outcomes`; a rerun reuses finished runs and their scores.
 
-    python bench/accuracy.py                  # 6 scenes, every row: about 20 min each on 2 idle CPU cores (not yet run whole)
+    python bench/accuracy.py                  # 6 scenes, every row: about 20 min each on 2 idle CPU cores
+                                              # (not yet run whole)
     python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
     python bench/accuracy.py --validation     # the validation scenes V01-V04
     python bench/accuracy.py --core           # the default detector's rows and the references: about 6 min a scene
@@ -291,7 +292,8 @@ def main() -> None:
                 times.setdefault(row.label, []).append(outcome.seconds)
                 print(f"{scene} {row.label}: AUC {percent(outcome.auc[row.label])}, training {outcome.seconds:.0f} s"
                       + (f", recon / mean frame {outcome.fit:.2f}" if outcome.fit is not None else "")
-                      + (f" (/ lit mean frame {outcome.lit_fit:.2f})" if outcome.lit_fit is not None else ""), flush=True)
+                      + (f" (/ lit mean frame {outcome.lit_fit:.2f})" if outcome.lit_fit is not None else ""),
+                      flush=True)
 
     print(f"\nFrame AUC (%), IPAD protocol, tiny config, {args.clips} training clips per learned model, "
           f"seed {args.seed}, lr {args.lr}")

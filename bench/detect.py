@@ -33,8 +33,8 @@ from ipad_detect.compiled import compile_model
 from ipad_detect.config import get_config
 from ipad_detect.data import ClipDataset, FrameCache, Uint8Clips, clips_to_float, load_scene
 from ipad_detect.models import build_model, count_flops, count_parameters
-from ipad_detect.registry import model_kinds
 from ipad_detect.models.swin3d import SwinEncoder3d
+from ipad_detect.registry import model_kinds
 from ipad_detect.train import training_loader
 
 # Dense bf16 tensor-core peak in TFLOP/s, from the vendors' datasheets (SXM parts).

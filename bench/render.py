@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 import bpy
+import yaml
 
 from ipadgen.devices import DEVICES, get_device
 from ipadgen.render.blender import BlenderRenderer, _quiet

@@ -14,17 +14,18 @@ in their whole look (renderer, materials, noise, blur, distortion, compression).
 Rows (frame AUC on the real scene's test videos, fine-tuning wall time, trainable parameters):
 real only (trained from scratch, as many epochs as a fine-tune), synthetic only (pretrained, no
 adaptation), pretrain + full fine-tune, pretrain + few-shot full fine-tune, pretrain + few-shot
-LoRA, and the non-learned reference clip-nn on the real scene's training videos. Real only and the full fine-tune run `--repeats` times with other seeds (other clip subsets
-and orders). The few-shot rows run once per few-shot choice: the training videos in name order cut
-into groups of `--shots` · n videos (0.2 of 5: each video alone, seed = run number), so every video
-is used once and no run repeats another's draw (random draws gave two of three runs the same
-video). Every run on the real scene trains on as many clips as the full fine-tune (`--few-shot-budget
-clips`): a few-shot run on one video of 99 clips takes 52 epochs where the full fine-tune takes 20 of
-256 clips drawn from 495, so the rows differ in the data they see, not in how long they train. Each
-method fine-tunes at its own default learning rate (`--finetune-lr` sets one for all). The paper's
-protocol, the same epochs on a fifth of the data and so a fifth of the training, is
-`--few-shot-budget epochs`; at that budget none of the few-shot models reconstructed its clips
-clearly better than a still picture (measured on 2026-11-30).
+LoRA, and the non-learned reference clip-nn on the real scene's training videos. Real only and the
+full fine-tune run `--repeats` times with other seeds (other clip subsets and orders). The few-shot
+rows run once per few-shot choice: the training videos in name order cut into groups of `--shots` ·
+n videos (0.2 of 5: each video alone, seed = run number), so every video is used once and no run
+repeats another's draw (random draws gave two of three runs the same video). Every run on the real
+scene trains on as many clips as the full fine-tune (`--few-shot-budget clips`): a few-shot run on
+one video of 99 clips takes 52 epochs where the full fine-tune takes 20 of 256 clips drawn from 495,
+so the rows differ in the data they see, not in how long they train. Each method fine-tunes at its
+own default learning rate (`--finetune-lr` sets one for all). The paper's protocol, the same epochs
+on a fifth of the data and so a fifth of the training, is `--few-shot-budget epochs`; at that budget
+none of the few-shot models reconstructed its clips clearly better than a still picture (measured on
+2026-11-30).
 Each row shows the mean AUC ± the standard deviation over its runs, the mean wall time of a run, and
 the last epoch's reconstruction MSE over that of the videos' mean training frame: at or above 1 a
 model has learned no more than a still picture of the scene. Then whether few-shot
@@ -240,14 +241,16 @@ def main() -> None:
     if args.finetune_lr is not None and args.finetune_lr <= 0:
         parser.error(f"--finetune-lr {args.finetune_lr} is not allowed; give a positive learning rate")
     if not 0 < args.shots < 1:
-        parser.error(f"--shots {args.shots} is not allowed; give the few-shot fraction of the training videos in (0, 1)")
+        parser.error(f"--shots {args.shots} is not allowed; "
+                     f"give the few-shot fraction of the training videos in (0, 1)")
     torch.set_num_threads(args.threads)
     config = get_config("tiny")
     root, runs = args.work / "data", args.work / "runs"
     began = time.perf_counter()
 
     print(f"== rendering {args.device} twice, seed {args.seed}, {args.train_videos}+{args.test_videos} videos of "
-          f"{args.cycles} cycles at {args.fps:g} fps, {args.resolution} px, nuisance {'on' if args.nuisance else 'off'}")
+          f"{args.cycles} cycles at {args.fps:g} fps, {args.resolution} px, "
+          f"nuisance {'on' if args.nuisance else 'off'}")
     render(args, root, SYNTHETIC)
     render(args, root, REAL)
     hide_period_labels(root, args.work / "truth")

@@ -57,8 +57,9 @@ def run(checkpoint, video: Path, frames: int, warmup: int, onnx: Path | None, ba
                     report=lambda line: None, on_frame=sample, onnx=onnx, batch=batch)
     base = samples.get(warmup, min(samples.values()))
     after = [v for k, v in samples.items() if k >= warmup]
-    return {"fps": summary.fps, "latency_ms": 1000 * summary.latency_mean_s, "latency_max_ms": 1000 * summary.latency_max_s,
-            "peak_mb": max(samples.values()) / 2**20, "growth_mb": (max(after) - base) / 2**20, "alarms": len(summary.alarms)}
+    return {"fps": summary.fps, "latency_ms": 1000 * summary.latency_mean_s,
+            "latency_max_ms": 1000 * summary.latency_max_s, "peak_mb": max(samples.values()) / 2**20,
+            "growth_mb": (max(after) - base) / 2**20, "alarms": len(summary.alarms)}
 
 
 def main() -> None:

@@ -62,7 +62,8 @@ class Threshold:
         """The false-alarm rate the normal footage supports, in words."""
         minutes = 60 * self.normal_hours
         if self.normal_alarms:
-            return f"{self.normal_alarms / self.normal_hours:.2g} per hour ({self.normal_alarms} in {minutes:.1f} min of normal footage)"
+            return (f"{self.normal_alarms / self.normal_hours:.2g} per hour "
+                    f"({self.normal_alarms} in {minutes:.1f} min of normal footage)")
         return (f"none in {minutes:.1f} min of normal footage (below one per {minutes:.1f} min; a rate of "
                 f"{self.false_alarms_per_hour:g} per hour is confirmed only by {60 / self.false_alarms_per_hour:.0f} "
                 f"min or more)" if self.false_alarms_per_hour > 0 else f"none in {minutes:.1f} min of normal footage")

@@ -26,8 +26,8 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
-from ipadgen.contract import OUT_OF_ROOM, write_atomically
 from ipad_detect.registry import get_kind, model_kinds
+from ipadgen.contract import OUT_OF_ROOM, write_atomically
 
 CONFIG_NAMES = ("paper", "tiny")
 
@@ -530,7 +530,8 @@ def _run_finetune(args: SimpleNamespace) -> None:
         raise UsageError(f"--shots {args.shots} is not allowed; give a fraction of the training videos in (0, 1]")
     videos = tuple(name.strip() for name in args.videos.split(",") if name.strip()) if args.videos else None
     if args.videos is not None and not videos:
-        raise UsageError(f"--videos {args.videos!r} names no video; give comma-separated training video names, e.g. 01,03")
+        raise UsageError(f"--videos {args.videos!r} names no video; "
+                         f"give comma-separated training video names, e.g. 01,03")
     check_real_scene(data, args.real)  # before loading any model
     shots = f"-videos{'+'.join(videos)}" if videos else "" if args.shots == 1 else f"-shots{args.shots:g}"
     out = args.out or Path("runs") / f"finetune-{args.real}-{args.method}{shots}"

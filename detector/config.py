@@ -99,7 +99,8 @@ class ModelConfig(BaseModel):
             if value < 1:
                 raise ValueError(f"{field} must be >= 1, got {value}")
         if self.decode_stage is not None and not 0 <= self.decode_stage < len(self.depths):
-            raise ValueError(f"decode_stage must be an encoder stage in [0, {len(self.depths)}), got {self.decode_stage}")
+            raise ValueError(f"decode_stage must be an encoder stage in [0, {len(self.depths)}), "
+                             f"got {self.decode_stage}")
         if self.phase_bins < 2:
             raise ValueError(f"phase_bins must be >= 2, got {self.phase_bins}")
         for field in ("bank_weight", "pixel_weight"):

@@ -37,8 +37,16 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ipad_detect.footage import VIDEO_SUFFIXES, count_frames, decode_video, is_video_file
-from ipadgen.contract import (FRAME_NAME, FRAMES, SPLITS, TEST_LABEL, label_path, meta_path, period_path,
-                              release_labels_path)
+from ipadgen.contract import (
+    FRAME_NAME,
+    FRAMES,
+    SPLITS,
+    TEST_LABEL,
+    label_path,
+    meta_path,
+    period_path,
+    release_labels_path,
+)
 
 
 class DataError(ValueError):
@@ -381,7 +389,8 @@ class FrameCache:
         return self._frames[key]
 
     def _mapped(self, video: Video) -> np.ndarray:
-        path = self.folder / (video.scene or "videos") / f"{video.split or 'frames'}-{video.name}-{self.image_size}px.npy"
+        name = f"{video.split or 'frames'}-{video.name}-{self.image_size}px.npy"
+        path = self.folder / (video.scene or "videos") / name
         shape = (video.num_frames, self.image_size, self.image_size, 3)
         if path.is_file() and path.stat().st_mtime >= video.frame_dir.stat().st_mtime:
             frames = np.load(path, mmap_mode="c")

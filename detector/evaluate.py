@@ -132,9 +132,9 @@ def evaluate_scene(videos: list[VideoScores], norm: str = "scene", phase_weight:
     normality = combine_scores([v.psnr for v in videos], phase_errors if use_phase else None, norm, phase_weight)
     return EvaluationResult(
         auc=frame_auc(np.concatenate(labels), np.concatenate(normality)),
-        per_video_auc={v.name: frame_auc(l, s) for v, l, s in zip(videos, labels, normality)},
+        per_video_auc={v.name: frame_auc(y, s) for v, y, s in zip(videos, labels, normality)},
         normality={v.name: s for v, s in zip(videos, normality)},
-        labels={v.name: l for v, l in zip(videos, labels)},
+        labels={v.name: y for v, y in zip(videos, labels)},
         norm=norm,
         phase_weight=phase_weight if use_phase else 0.0,
         first_frame=clip_len // 2,

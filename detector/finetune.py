@@ -218,7 +218,8 @@ def check_real_scene(root: Path | str, scene: str) -> None:
     for split in ("training", "testing"):
         if not (root / scene / split / "frames").is_dir():
             found = ", ".join(list_scenes(root)) or "none"
-            raise DataError(f"scene {scene!r} not found in data root {root} (looked for {root / scene / split / 'frames'}); "
+            raise DataError(f"scene {scene!r} not found in data root {root} "
+                            f"(looked for {root / scene / split / 'frames'}); "
                             f"scenes found there: {found}")
 
 
@@ -288,7 +289,8 @@ def finetune(root: Path | str, scene: str, pretrained: Path | str, out: Path | s
                             epoch_recon=trained.epoch_recon, static_frame_mse=trained.static_frame_mse,
                             adapter_dir=adapter_dir, checkpoint=checkpoint_path)
     evaluation.extra["finetune"] = {
-        "method": options.method, "shots": len(videos) / len(all_videos), "videos": videos, "all_videos": len(all_videos),
+        "method": options.method, "shots": len(videos) / len(all_videos), "videos": videos,
+        "all_videos": len(all_videos),
         "rank": options.rank if options.method == "lora" else None, "epochs": options.epochs,
         "lr": options.learning_rate, "trainable_parameters": trainable, "total_parameters": total,
         "trainable_share": result.trainable_share, "wall_time_s": wall_time, "epoch_losses": trained.epoch_losses,

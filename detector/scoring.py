@@ -26,7 +26,6 @@ from ipad_detect.models.normal_bank import pixel_clips
 from ipad_detect.models.phase import cycle_phase_error, window_phase_error
 from ipad_detect.registry import get_kind
 
-
 BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy is made once per so many
 
 
@@ -70,7 +69,8 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
             done, now = sum(map(len, distances)), sum(map(len, queued_tokens))
             due_now = None if due is None else due[centre + np.array(starts[done:done + now])]
             pixels = torch.cat(queued_pixels) if pixel_weight > 0 else None
-            distances.append(bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight).double().cpu().numpy())
+            distance = bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight)
+            distances.append(distance.double().cpu().numpy())
             queued_tokens, queued_pixels = [], []
     scores = normality(np.concatenate(psnrs), np.concatenate(distances) if distances else None, bank_weight)
     return scores, (np.concatenate(bins) if bins else None)

@@ -25,8 +25,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ipad_detect.checkpoint import (epoch_dirs, load_training_state, read_description, resize_buffers_like,
-                                   save_checkpoint, unreadable)
+from ipad_detect.checkpoint import (
+    epoch_dirs,
+    load_training_state,
+    read_description,
+    resize_buffers_like,
+    save_checkpoint,
+    unreadable,
+)
 from ipad_detect.compiled import compile_model
 from ipad_detect.config import ModelConfig
 from ipad_detect.data import ClipDataset, FrameCache, Uint8Clips, Video, clips_to_float, load_scene, to_clip_tensor
@@ -36,7 +42,6 @@ from ipad_detect.models.normal_bank import BANK_CLIPS, pixel_clips
 from ipad_detect.models.swin3d import use_attention
 from ipad_detect.period_estimation import align_phase, frame_features, label_videos, reference_cycle
 from ipad_detect.registry import build_model, get_kind, kind_config
-
 
 
 @dataclass
@@ -182,7 +187,8 @@ def training_videos(root: Path, scenes: list[str], cache: FrameCache, cycle_leng
     return videos, lengths
 
 
-SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase", "pixel_weight")  # config fields training never reads
+# config fields training never reads
+SCORING_FIELDS = ("phase_check", "phase_score_weight", "window", "bank_at_phase", "pixel_weight")
 
 
 RESUME_FIELDS = ("scenes", "videos", "seed", "lr", "batch_size", "stride", "max_clips")  # a resume must keep these

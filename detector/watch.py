@@ -363,7 +363,8 @@ def watch(checkpoint: Checkpoint, source: Path | int | str, threshold: Threshold
                     index, frame, _ = window[start + centre]
                     closed(state.update(index, float(value), phase, frame))
                     if out is not None:
-                        out.write(json.dumps({"frame": index, "score": float(value), "alarm": state.open is not None}) + "\n")
+                        line = {"frame": index, "score": float(value), "alarm": state.open is not None}
+                        out.write(json.dumps(line) + "\n")
             if max_frames is not None and reader.count >= max_frames:
                 summary.ended = f"{max_frames} frames read"
         except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .program import ClockEdit, Event, Pose, Schedule, StateEdit
+from ipadgen.program import ClockEdit, Event, Pose, Schedule, StateEdit
 
 CATEGORIES = ("appearance", "position", "motion", "logic")
 

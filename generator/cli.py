@@ -22,9 +22,9 @@ from typing import Annotated, Optional, get_args
 import typer
 from pydantic import BaseModel, ValidationError
 
-from .contract import OUT_OF_ROOM
-from .devices import DEVICES, get_device
-from .spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
+from ipadgen.contract import OUT_OF_ROOM
+from ipadgen.devices import DEVICES, get_device
+from ipadgen.spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
 
 FLAG_OF = {"train_videos": "--train-videos", "test_videos": "--test-videos",
            "cycles": "--cycles", "resolution": "--resolution", "engine": "--engine",
@@ -203,7 +203,7 @@ def cmd_render(
         "--no-nuisance", help="no light drift, flicker, camera shake or cycle-time variation")] = False,
     quiet: Quiet = False,
 ) -> int:
-    from .params import sample_params
+    from ipadgen.params import sample_params
     try:
         cls = get_device(device)
         kinds = resolve_anomalies(cls, anomalies)
@@ -236,7 +236,7 @@ def cmd_render(
             pass
     except OSError as e:
         raise UsageError(f"--out {out} cannot be written ({e.strerror or e}); give a writable folder") from None
-    from .render.run import render_scene
+    from ipadgen.render.run import render_scene
     try:
         path = render_scene(spec, out, progress=not quiet)
     except FileExistsError as e:  # an unfinished render of another spec in the way (the message says how to clear it)
@@ -269,7 +269,7 @@ def cmd_preview(
     out: Annotated[Optional[Path], typer.Option(help="PNG path", show_default="<scene>/preview.png")] = None,
     frames: Annotated[int, typer.Option(help="frames per video", min=1)] = 6,
 ) -> int:
-    from .preview import contact_sheet
+    from ipadgen.preview import contact_sheet
     _rendered_scene(scene)
     out = out or scene / "preview.png"
     contact_sheet(scene, out, frames_per_video=frames)
@@ -284,7 +284,7 @@ def cmd_gallery(
     resolution: Resolution = 192,
 ) -> int:
     families = _families(devices)
-    from .gallery import write_gallery
+    from ipadgen.gallery import write_gallery
     for path in write_gallery(out, families, resolution):
         print(f"wrote {path}")
     return 0
@@ -311,7 +311,7 @@ def cmd_sample_scenes(
     fps: Fps = 10.0, resolution: Resolution = 256, engine: Engine = None,
     style: Style = StyleName.synthetic,
 ) -> int:
-    from .sets import sample_scenes, spec_yaml, write_scene_file
+    from ipadgen.sets import sample_scenes, spec_yaml, write_scene_file
     families = _families(devices)
     try:
         specs = sample_scenes(n, seed, families, train_videos=train_videos, test_videos=test_videos,
@@ -345,8 +345,8 @@ def cmd_render_set(
                                                  help="render only share K of N (1-based)")] = None,
     quiet: Quiet = False,
 ) -> int:
-    from .render.run import parse_shard, render_set
-    from .sets import SceneFileError, load_scene_files
+    from ipadgen.render.run import parse_shard, render_set
+    from ipadgen.sets import SceneFileError, load_scene_files
     try:
         share = parse_shard(shard) if shard else (1, 1)
     except ValueError as e:
@@ -394,7 +394,7 @@ def cmd_verify(
     no_render: Annotated[bool, typer.Option(
         "--no-render", help="files, labels, periods, meta and masks only (no Blender)")] = False,
 ) -> int:
-    from .verify import verify_scene
+    from ipadgen.verify import verify_scene
     _rendered_scene(scene)
     ok = verify_scene(scene, frames_per_event=frames_per_event, all_frames=all_frames,
                       render=not no_render)

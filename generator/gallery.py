@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .devices import DEVICES
-from .preview import annotate, grid
-from .scene import plan_video, scene_camera, scene_device
-from .spec import NuisanceSpec, RenderSpec, SceneSpec
+from ipadgen.devices import DEVICES
+from ipadgen.preview import annotate, grid
+from ipadgen.scene import plan_video, scene_camera, scene_device
+from ipadgen.spec import NuisanceSpec, RenderSpec, SceneSpec
 
 PAIRS_PER_ROW = 4
 
 
 def device_sheet(name: str, resolution: int = 192) -> Image.Image:
-    from .render.blender import BlenderRenderer  # bpy only when rendering
+    from ipadgen.render.blender import BlenderRenderer  # bpy only when rendering
 
     cls = DEVICES[name]
     spec = SceneSpec(name="gallery", device=name, anomalies=tuple(cls.anomalies), cycles=3,

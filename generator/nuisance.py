@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import NuisanceSpec
+from ipadgen.spec import NuisanceSpec
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .contract import FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, SPLITS, label_path, meta_path
+from ipadgen.contract import FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, SPLITS, label_path, meta_path
 
 TILE = 192
 OUTLINE = (255, 40, 40)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import SPLITS, video_name
-from .devices import get_device
-from .nuisance import Nuisance, sample_nuisance
-from .params import sample_params
-from .program import Device, Schedule, VideoProgram, make_schedule
-from .spec import SceneSpec
+from ipadgen.contract import SPLITS, video_name
+from ipadgen.devices import get_device
+from ipadgen.nuisance import Nuisance, sample_nuisance
+from ipadgen.params import sample_params
+from ipadgen.program import Device, Schedule, VideoProgram, make_schedule
+from ipadgen.spec import SceneSpec
 
 EXTRA_CYCLES = 3  # program beyond the video's end, for anomalies that make the device run early
 

@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .devices import DEVICES
-from .spec import CameraSpec, NuisanceSpec, RenderSpec, SceneSpec
+from ipadgen.devices import DEVICES
+from ipadgen.spec import CameraSpec, NuisanceSpec, RenderSpec, SceneSpec
 
 # S01..S12: one scene per family, in this order.
 BENCHMARK_FAMILIES = ("lifter", "conveyor", "cutter", "driller", "gripper", "forklift", "sorter",
@@ -214,7 +214,7 @@ def benchmark_spec(index: int) -> SceneSpec:
 
     Sized like an IPAD scene (about 40-50 thousand 256x256 frames at 30 fps): 10 training and
     8 testing videos of 6 cycles, every anomaly kind of the family in the test videos."""
-    from .scene import scene_device
+    from ipadgen.scene import scene_device
 
     family = BENCHMARK_FAMILIES[index - 1]
     cls = DEVICES[family]

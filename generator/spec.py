@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .anomalies import CATEGORIES
+from ipadgen.anomalies import CATEGORIES
 
 # A scene is planned whole before its first frame: these bound what a typo can cost (100,000
 # cycles planned up front take gigabytes). 200 cycles of a typical 10 s cycle at 10 fps are

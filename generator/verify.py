@@ -30,10 +30,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
-from .sets import SceneFileError, validate_scene
-from .contract import (FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, META, PERIOD, TEST_LABEL, frame_name, label_name,
-                       label_path, meta_path, period_path, release_labels_path, video_name)
+from ipadgen.contract import (
+    FRAME_SUFFIX,
+    FRAMES,
+    MASK_SUFFIX,
+    MASKS,
+    META,
+    PERIOD,
+    TEST_LABEL,
+    frame_name,
+    label_name,
+    label_path,
+    meta_path,
+    period_path,
+    release_labels_path,
+    video_name,
+)
+from ipadgen.scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
+from ipadgen.sets import SceneFileError, validate_scene
 
 VISIBLE = 8  # grey levels (0-255, any channel) a twin must differ by on at least one mask pixel
 MATCH = 2.0  # mean absolute difference allowed between a stored frame and its re-render
@@ -266,7 +280,7 @@ def _finished(v: _Video, renderer, spec, f: int) -> np.ndarray:
     raw = renderer.render(poses[f], nuisance.frame(f))
     if getattr(spec.render, "style", "synthetic") == "synthetic":
         return raw
-    from .render.style import FrameFinisher
+    from ipadgen.render.style import FrameFinisher
     finish = FrameFinisher(spec.render, v.plan.seed)
     for _ in range(max(f - 1, 0)):  # one noise draw per earlier frame
         finish.rng.normal(0.0, 1.0, size=raw.shape)
@@ -342,7 +356,7 @@ def audit(scene: Path, frames_per_event: int = 3, all_frames: bool = False,
     renderer = None
     if render:
         try:
-            from .render.blender import BlenderRenderer
+            from ipadgen.render.blender import BlenderRenderer
             renderer = BlenderRenderer(device.parts(), scene_camera(spec, device), spec.render)
         except ImportError:
             renderer = None

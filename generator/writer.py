@@ -19,8 +19,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .contract import (FRAME_SUFFIX, FRAMES, MASK_SUFFIX, MASKS, META, PERIOD, PERIOD_DTYPE, TEST_LABEL, frame_name,
-                       label_name, meta_path, period_path, release_labels_name, video_name, write_atomically)
+from ipadgen.contract import (
+    FRAME_SUFFIX,
+    FRAMES,
+    MASK_SUFFIX,
+    MASKS,
+    META,
+    PERIOD,
+    PERIOD_DTYPE,
+    TEST_LABEL,
+    frame_name,
+    label_name,
+    meta_path,
+    period_path,
+    release_labels_name,
+    video_name,
+    write_atomically,
+)
 
 
 def write_json(path: Path, data: dict) -> None:

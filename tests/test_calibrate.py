@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import normal_phases, write_scene, write_video
+
 from ipad_detect.calibrate import THRESHOLD_FILE, Threshold, alarm_spans, choose_threshold
 from ipad_detect.cli import main
 

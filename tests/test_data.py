@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import CYCLE_FRAMES, FRAME_SIZE
 from PIL import Image
 
-from conftest import CYCLE_FRAMES, FRAME_SIZE
 from ipad_detect.data import ClipDataset, DataError, clip_starts, cycle_length_from_labels, load_scene, read_frames
 
 

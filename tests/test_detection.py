@@ -5,17 +5,16 @@ Deterministic (fixed seeds, one thread-independent CPU run), not a timing test: 
 is a number of clips, about a minute and a half of 2 CPU cores.
 """
 
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("bpy")
 
-from ipadgen.cli import main as ipadgen  # noqa: E402
 from ipad_detect.checkpoint import load_checkpoint  # noqa: E402
 from ipad_detect.config import get_config  # noqa: E402
 from ipad_detect.scoring import evaluate_checkpoint  # noqa: E402
 from ipad_detect.train import TrainOptions, train  # noqa: E402
+from ipadgen.cli import main as ipadgen  # noqa: E402
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 TINY = get_config("tiny")

@@ -3,13 +3,13 @@ import json
 
 import numpy as np
 import pytest
+from test_watch import calibrated, played  # noqa: F401 - the fixture
 
 from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.cli import main
 from ipad_detect.data import to_clip_tensor
 from ipad_detect.export import OnnxScorer
 from ipad_detect.watch import score_clips
-from test_watch import calibrated, played  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow  # an export takes half a minute
 

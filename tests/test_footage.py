@@ -5,8 +5,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from conftest import write_scene
+
 from ipad_detect.cli import main
 from ipad_detect.config import get_config
 from ipad_detect.data import DataError, load_scene, read_frames, release_labels_path, video_from_frame_dir
@@ -64,7 +64,8 @@ def test_score_takes_a_video_file(scene_root, tmp_path):
     assert main(["train", "--data", str(scene_root), "--scene", "S01", "--config", "tiny", "--model", "clip-nn",
                  "--out", str(run), "--quiet"]) == 0
     video = tmp_path / "cam.mp4"
-    write_mp4(video, read_frames(video_from_frame_dir(scene_root / "S01" / "testing" / "frames" / "02").frame_paths, 48))
+    frames = video_from_frame_dir(scene_root / "S01" / "testing" / "frames" / "02").frame_paths
+    write_mp4(video, read_frames(frames, 48))
     assert main(["score", str(video), "--checkpoint", str(run), "--out", str(tmp_path / "scores"), "--quiet"]) == 0
     rows = (tmp_path / "scores" / "cam-scores.csv").read_text().splitlines()
     assert len(rows) == 1 + 40 - 15  # a score per clip centre

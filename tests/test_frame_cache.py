@@ -2,7 +2,6 @@
 and made float on the device, giving exactly the clips of the float path."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest

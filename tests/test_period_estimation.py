@@ -7,8 +7,14 @@ import pytest
 
 from ipad_detect.cli import main
 from ipad_detect.data import DataError, FrameCache, load_scene, read_period
-from ipad_detect.period_estimation import (PERIOD_DTYPE, estimate_cycle_length_from_features, estimate_phase,
-                                           frame_features, label_videos, phase_error)
+from ipad_detect.period_estimation import (
+    PERIOD_DTYPE,
+    estimate_cycle_length_from_features,
+    estimate_phase,
+    frame_features,
+    label_videos,
+    phase_error,
+)
 from ipad_detect.train import training_videos
 
 SIZE = 64

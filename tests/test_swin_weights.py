@@ -85,7 +85,8 @@ def test_checkpoint_of_another_architecture_names_the_wrong_shapes(torchvision_s
     path = tmp_path / "swin3d_t.pth"
     torch.save(torchvision_swin3d_t.state_dict(), path)
     tiny = SwinEncoder3d.from_config(get_config("tiny"))
-    with pytest.raises(ValueError, match=r"wrong shapes: features\.0\.0\.attn\.k\.bias \(file \(96,\), encoder \(24,\)\)"):
+    wrong = r"wrong shapes: features\.0\.0\.attn\.k\.bias \(file \(96,\), encoder \(24,\)\)"
+    with pytest.raises(ValueError, match=wrong):
         load_swin3d_weights(tiny, path)
 
 

@@ -43,7 +43,8 @@ def test_tiny_full_model_lowers_its_loss_and_round_trips(small_root, tmp_path):
 
 
 def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
-    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=3, seed=3, progress=False)  # 3 of 5 clips
+    # 3 of 5 clips per epoch
+    options = TrainOptions(kind="conae", epochs=2, batch_size=2, lr=1e-3, max_clips=3, seed=3, progress=False)
     straight = train(small_root, ["S01"], TINY, tmp_path / "straight", options)
 
     interrupted = TrainOptions(**{**options.__dict__, "epochs": 1})
@@ -66,7 +67,8 @@ def test_a_resume_with_other_settings_is_refused_naming_them(small_root, tmp_pat
     for change, named in [({"lr": 0.5}, "lr 0.001 -> 0.5"), ({"seed": 4}, "seed 0 -> 4"),
                           ({"max_clips": 4}, "max_clips 3 -> 4")]:
         with pytest.raises(ValueError, match=named):
-            train(small_root, ["S01"], TINY, tmp_path / "run", TrainOptions(**{**options.__dict__, "epochs": 2, **change}))
+            changed = TrainOptions(**{**options.__dict__, "epochs": 2, **change})
+            train(small_root, ["S01"], TINY, tmp_path / "run", changed)
     assert find_checkpoint(tmp_path / "run").name == "epoch-0001"  # nothing was trained or written
 
 
@@ -79,7 +81,8 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_resume_redoes_its_epoch(
     stale.mkdir()
     resumed = train(small_root, ["S01"], TINY, tmp_path / "run", options)
     assert "skipping the damaged checkpoint" in capsys.readouterr().out
-    assert len(resumed.epoch_losses) == 1 and resumed.epoch_losses[0] == pytest.approx(straight.epoch_losses[1], rel=1e-6)
+    assert len(resumed.epoch_losses) == 1
+    assert resumed.epoch_losses[0] == pytest.approx(straight.epoch_losses[1], rel=1e-6)
     assert load_checkpoint(tmp_path / "run").epoch == 2 and not stale.exists()
 
 

@@ -3,13 +3,13 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import CYCLE_FRAMES, render_frame, write_video
+from test_footage import write_mp4
+
 from ipad_detect.calibrate import Threshold, alarm_spans
 from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.cli import main
 from ipad_detect.watch import watch
-from test_footage import write_mp4
 
 
 def jittered_phases(num_frames, start, seed):
@@ -57,7 +57,8 @@ def test_alarms_of_a_played_mp4_overlap_the_labelled_anomaly(calibrated, tmp_pat
     alarms = [line for line in lines if line.get("event") == "alarm"]
     assert [s["frame"] for s in scores] == list(range(8, 96 - 7))  # every clip centre, in order
     labelled = alarm_spans(labels.astype(float), 0.5, 1)[0]
-    assert alarms and all(a["start_frame"] <= labelled[1] and a["end_frame"] >= labelled[0] for a in alarms), (alarms, labelled)
+    overlapping = all(a["start_frame"] <= labelled[1] and a["end_frame"] >= labelled[0] for a in alarms)
+    assert alarms and overlapping, (alarms, labelled)
     assert all((tmp_path / "alarms" / a["sheet"].rsplit("/", 1)[1]).is_file() for a in alarms)
     assert "end of the source: 96 frames" in printed and f"{len(alarms)} alarm(s)" in printed
 

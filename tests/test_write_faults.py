@@ -106,6 +106,7 @@ def test_a_read_only_render_output_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_an_evaluation_on_a_full_disk_prints_its_figures_and_leaves_no_file(tmp_path, monkeypatch, capsys):
     from conftest import write_scene
+
     from ipadgen import contract
 
     write_scene(tmp_path / "data", "S01", num_frames=20, train_videos=1)

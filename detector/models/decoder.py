@@ -1,6 +1,6 @@
 """Decoder from Swin features back to frames: transposed 3-D convolutions (I3D-style units of
-conv, BatchNorm, ReLU), returning the logits that `StaticBackground` turns into frames. It undoes the encoder's strides stage by stage, so the
-reconstruction has exactly the input clip's shape."""
+conv, BatchNorm, ReLU), returning the logits that `StaticBackground` turns into frames. It undoes
+the encoder's strides stage by stage, so the reconstruction has exactly the input clip's shape."""
 
 from __future__ import annotations
 

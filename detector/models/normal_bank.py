@@ -142,7 +142,8 @@ class NormalBank(nn.Module):
         if self.empty:
             raise ValueError("the normal bank is empty; it is fit after training (train.fit_normal_bank)")
         if tokens.shape[1:] != self.features.shape[1:]:
-            raise ValueError(f"tokens of shape {list(tokens.shape[1:])} against a bank of {list(self.features.shape[1:])}")
+            raise ValueError(f"tokens of shape {list(tokens.shape[1:])} "
+                             f"against a bank of {list(self.features.shape[1:])}")
         allowed = None
         if due is not None and len(self.phase):
             allowed = near_phase(torch.as_tensor(due, device=self.phase.device), self.phase, PHASE_TOLERANCE)
@@ -156,7 +157,8 @@ class NormalBank(nn.Module):
         on_pixels = _nearest_residual(pixels.float(), *self._as_float("pixels"), allowed, chunk)
         on_grid = F.adaptive_avg_pool2d(on_pixels[:, None], residual.shape[1:])[:, 0]  # the tokens' positions
         pixel_distance = on_grid.flatten(1).max(dim=1).values
-        logs = (1 - pixel_weight) * distance.clamp_min(1e-10).log() + pixel_weight * pixel_distance.clamp_min(1e-10).log()
+        logs = ((1 - pixel_weight) * distance.clamp_min(1e-10).log()
+                + pixel_weight * pixel_distance.clamp_min(1e-10).log())
         return logs.exp()
 
 

@@ -13,9 +13,10 @@ from ipad_detect.models.memory import memory_entropy
 
 
 class ModelOutput(NamedTuple):
-    """recon [B, 3, T, H, W] in [-1, 1] (None when a bank-only score skipped the decoder); phase_logits [B, phase_bins] or None;
-    memory_attention [B, N, M] or None; tokens [B, T', H', W', C], the encoder's tokens the memory
-    and the decoder read (what the normal bank keeps), or None for models without a bank."""
+    """recon [B, 3, T, H, W] in [-1, 1] (None when a bank-only score skipped the decoder);
+    phase_logits [B, phase_bins] or None; memory_attention [B, N, M] or None; tokens
+    [B, T', H', W', C], the encoder's tokens the memory and the decoder read (what the normal bank
+    keeps), or None for models without a bank."""
 
     recon: Tensor | None
     phase_logits: Tensor | None
@@ -51,7 +52,8 @@ def model_losses(out: ModelOutput, clips: Tensor, phase_target: Tensor | None, c
             )
         if phase_target.numel() and (phase_target.min() < 0 or phase_target.max() >= bins):
             raise ValueError(
-                f"phase_target bins must lie in [0, {bins}), got {phase_target.min().item()}..{phase_target.max().item()}"
+                f"phase_target bins must lie in [0, {bins}), "
+                f"got {phase_target.min().item()}..{phase_target.max().item()}"
             )
         phase = F.cross_entropy(out.phase_logits.float(), phase_target)
     total = recon + cfg.entropy_weight * entropy + cfg.phase_weight * phase

@@ -10,7 +10,7 @@ import importlib
 import inspect
 import pkgutil
 
-from ..program import Device
+from ipadgen.program import Device
 
 
 def _discover() -> dict[str, type[Device]]:

@@ -18,11 +18,10 @@ import math
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, Reverse, Shift,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, StateEdit, Step
-from .motion import rotate
+from ipadgen.anomalies import AnomalyKind, ColorChange, CutStep, Jerk, Missing, Reverse, Shift, SpeedChange, Stall, Tilt
+from ipadgen.devices.motion import rotate
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, StateEdit, Step
 
 N_BOXES = 4  # boxes on the belt; stations 0 .. N_BOXES, the stamp over station STAMP
 STAMP = 2

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, ShapeChange,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import ClockEdit, Device, Part, PartState, Pose, StateEdit, Step
-from .motion import rotate
+from ipadgen.anomalies import AnomalyKind, ColorChange, CutStep, Jerk, Missing, ShapeChange, SpeedChange, Stall, Tilt
+from ipadgen.devices.motion import rotate
+from ipadgen.params import ParamRange
+from ipadgen.program import ClockEdit, Device, Part, PartState, Pose, StateEdit, Step
 
 SKID = 0.1  # load bottom when it rests on its skids
 SLING_H = 0.45  # from the hook's point down to the load's top

@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, Shift, SpeedChange,
-                         Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import AnomalyKind, ColorChange, Jerk, Missing, Reverse, Shift, SpeedChange, Stall, Tilt
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 STOCK_START = -1.4  # x of the bar's hidden end, inside the feeder housing
 KERF = 0.015  # the cut piece moves off by this once cut

@@ -20,10 +20,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, SpeedChange, Stall,
-                         Tilt)
-from ..params import ParamRange
-from ..program import ClockEdit, Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import AnomalyKind, ColorChange, Jerk, Missing, Reverse, SpeedChange, Stall, Tilt
+from ipadgen.params import ParamRange
+from ipadgen.program import ClockEdit, Device, Part, PartState, Pose, Step
 
 GAP = 0.1  # bit tip above the plate's top at rest
 OPEN = 0.045  # vice stroke

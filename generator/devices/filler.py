@@ -18,11 +18,10 @@ import math
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Shift, SpeedChange, Stall,
-                         SwapSteps)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
-from .motion import turned
+from ipadgen.anomalies import AnomalyKind, ColorChange, Jerk, Missing, Shift, SpeedChange, Stall, SwapSteps
+from ipadgen.devices.motion import turned
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 MAX_BOTTLES = 5
 SHOULDER_H = 0.04

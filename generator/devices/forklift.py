@@ -16,10 +16,20 @@ import math
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange, Shift,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import (
+    AnomalyKind,
+    ColorChange,
+    Jerk,
+    Missing,
+    Reverse,
+    ShapeChange,
+    Shift,
+    SpeedChange,
+    Stall,
+    Tilt,
+)
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 FZ0 = 0.06  # fork blade middle when the forks are down (inside the pallet's openings)
 PALLET_H = 0.14

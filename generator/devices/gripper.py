@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (ColorChange, Jerk, Reverse, ShapeChange, Shift, SpeedChange, Stall, Tilt,
-                         VariantCycle)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
-from .motion import lerp, ramp
+from ipadgen.anomalies import ColorChange, Jerk, Reverse, ShapeChange, Shift, SpeedChange, Stall, Tilt, VariantCycle
+from ipadgen.devices.motion import lerp, ramp
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 FEED_LEN = 0.6  # conveyor length beyond the pick / place spot
 TUNNEL = 0.25  # feeder tunnel at the start of the infeed (parts come out of it)

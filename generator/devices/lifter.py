@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from dataclasses import dataclass
-
-from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Missing, ShapeChange, Shift,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import (
+    AnomalyKind,
+    ColorChange,
+    CutStep,
+    Jerk,
+    Missing,
+    ShapeChange,
+    Shift,
+    SpeedChange,
+    Stall,
+    Tilt,
+)
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 BASE_TOP = 0.12  # height of the base frame
 COLLAPSED = 0.1  # scissor span between base and table when the table is down

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ..program import PartState
+from ipadgen.program import PartState
 
 Vec = tuple[float, float, float]
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt,
-                         VariantCycle)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
-from .motion import lerp, ramp
+from ipadgen.anomalies import ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt, VariantCycle
+from ipadgen.devices.motion import lerp, ramp
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 PER_LAYER = 4
 MAX_LAYERS = 3

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, ShapeChange, SpeedChange,
-                         Stall, Tilt)
-from ..params import ParamRange
-from ..program import ClockEdit, Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import AnomalyKind, ColorChange, Jerk, Missing, ShapeChange, SpeedChange, Stall, Tilt
+from ipadgen.params import ParamRange
+from ipadgen.program import ClockEdit, Device, Part, PartState, Pose, Step
 
 BASE_TOP = 0.7
 BED = 0.85  # bolster top

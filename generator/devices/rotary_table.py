@@ -19,11 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, CutStep, Jerk, Reverse, ShapeChange, Shift,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
-from .motion import turned
+from ipadgen.anomalies import (
+    AnomalyKind,
+    ColorChange,
+    CutStep,
+    Jerk,
+    Reverse,
+    ShapeChange,
+    Shift,
+    SpeedChange,
+    Stall,
+    Tilt,
+)
+from ipadgen.devices.motion import turned
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 BASE_H = 0.55  # top of the base drum
 DISC_T = 0.06  # turntable thickness

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anomalies import (AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange,
-                         SpeedChange, Stall, Tilt)
-from ..params import ParamRange
-from ..program import Device, Part, PartState, Pose, Step
+from ipadgen.anomalies import AnomalyKind, ColorChange, Jerk, Missing, Reverse, ShapeChange, SpeedChange, Stall, Tilt
+from ipadgen.params import ParamRange
+from ipadgen.program import Device, Part, PartState, Pose, Step
 
 N = 3
 LANE_OF = (1, 0, 2)  # item k goes to lane LANE_OF[k]; lane 0 is nearest the infeed

@@ -15,15 +15,17 @@ from importlib import resources
 from pathlib import Path
 
 import bpy  # first: it puts Blender's own modules (bmesh, mathutils) on the path
-import bmesh  # noqa: I001
+
+# isort: split
+import bmesh
 import numpy as np
 import yaml
 from mathutils import Euler, Vector
 from PIL import Image
 
-from ..program import Part, Pose
-from ..scene import CameraPose
-from ..spec import RenderSpec
+from ipadgen.program import Part, Pose
+from ipadgen.scene import CameraPose
+from ipadgen.spec import RenderSpec
 
 # Package data (shipped in the wheel, [tool.setuptools.package-data]): read through importlib.resources
 # so an installed ipadgen finds it as an editable checkout does.

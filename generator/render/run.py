@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
-from ..spec import SceneSpec
-from ..writer import SceneWriter, stage_dir
-from .style import FrameFinisher
-from .worker import BUSY
+from ipadgen.render.style import FrameFinisher
+from ipadgen.render.worker import BUSY
+from ipadgen.scene import VideoPlan, plan_video, scene_camera, scene_device, video_jobs
+from ipadgen.spec import SceneSpec
+from ipadgen.writer import SceneWriter, stage_dir
 
 
 def scene_record(spec: SceneSpec) -> dict:
@@ -67,7 +67,7 @@ def render_video(renderer, writer: SceneWriter, plan: VideoPlan, quality: int,
 
 def render_scene(spec: SceneSpec, out_root: Path, progress: bool = True) -> Path:
     """Render every video of a scene into `<out_root>/<spec.name>/`; resumes an interrupted run."""
-    from .blender import BlenderRenderer  # bpy only when rendering
+    from ipadgen.render.blender import BlenderRenderer  # bpy only when rendering
 
     writer = SceneWriter(Path(out_root), spec.name, scene_record(spec))
     device = scene_device(spec)

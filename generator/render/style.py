@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..spec import RenderSpec
+from ipadgen.spec import RenderSpec
 
 
 @lru_cache(maxsize=8)

@@ -19,10 +19,9 @@ import time
 import traceback
 from pathlib import Path
 
-from ..scene import SPLITS, plan_video, scene_camera, scene_device
-from ..spec import SceneSpec
-from ..writer import SceneWriter
-
+from ipadgen.scene import SPLITS, plan_video, scene_camera, scene_device
+from ipadgen.spec import SceneSpec
+from ipadgen.writer import SceneWriter
 
 BUSY = 3  # exit status: the video's lock is held by another process
 
@@ -49,8 +48,8 @@ def render_task(stage: Path, split: str, index: int) -> bool:
 def _render_locked(writer: SceneWriter, split: str, index: int) -> bool:
     if writer.is_done(split, index):
         return False
-    from .blender import BlenderRenderer  # bpy only here
-    from .run import render_video
+    from ipadgen.render.blender import BlenderRenderer  # bpy only here
+    from ipadgen.render.run import render_video
 
     record = json.loads((writer.stage / "scene.json").read_text())
     spec = SceneSpec.model_validate(record["spec"])
