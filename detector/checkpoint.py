@@ -25,6 +25,7 @@ from torch import nn
 
 from ipad_detect.config import ModelConfig
 from ipad_detect.registry import build_model
+from ipadgen.contract import process_running
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -113,26 +114,8 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
     """Temporary checkpoint folders left by processes that no longer run (killed mid-save)."""
     for stale in run_dir.glob(".tmp-epoch-*-*"):
         pid = stale.name.rpartition("-")[2]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs. A zombie (killed, not yet reaped: a container's init may never
-    reap it) does not: its lock or temporary is stale."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        pass
-    if not Path("/proc/self").exists():  # no procfs: a zombie cannot be told apart
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False  # it ended meanwhile
-    return state != "Z"
 
 
 def read_description(path: Path) -> dict:

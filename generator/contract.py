@@ -87,3 +87,22 @@ def write_atomically(path: Path, write) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` runs: the owner of a lock or a temporary left behind (both packages
+    ask). A zombie (killed, not yet reaped: a container's init may never reap it) does not: its lock
+    or temporary is stale."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        pass
+    if not Path("/proc/self").exists():  # no procfs: a zombie cannot be told apart
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # it ended meanwhile
+    return state != "Z"

@@ -32,6 +32,7 @@ from ipadgen.contract import (
     label_name,
     meta_path,
     period_path,
+    process_running,
     release_labels_name,
     video_name,
     write_atomically,
@@ -44,24 +45,6 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     write_atomically(path, lambda fh: np.save(fh, array, allow_pickle=False))
-
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs. A zombie (killed, not yet reaped: a container's init may never
-    reap it) does not: its lock or temporary is stale."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        pass
-    if not Path("/proc/self").exists():  # no procfs: a zombie cannot be told apart
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False  # it ended meanwhile
-    return state != "Z"
 
 
 def stage_dir(out_root: Path, scene: str) -> Path:
@@ -137,7 +120,7 @@ class SceneWriter:
             except FileExistsError:
                 holder = path.read_text().strip() if path.exists() else ""
                 host, _, pid = holder.partition(" ")
-                if host == socket.gethostname() and pid.isdigit() and not _running(int(pid)):
+                if host == socket.gethostname() and pid.isdigit() and not process_running(int(pid)):
                     path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 return f"{holder or 'another process'} (lock file {path})"
