@@ -11,14 +11,12 @@ traceback.
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import sys
 import tempfile
 import warnings
 from enum import Enum
-from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Optional
@@ -27,13 +25,10 @@ import typer
 from pydantic import ValidationError
 
 from ipad_detect.registry import get_kind, model_kinds
+from ipadgen.commandline import CommandLine, FrameworkError
 from ipadgen.contract import OUT_OF_ROOM, write_atomically
 
 CONFIG_NAMES = ("paper", "tiny")
-
-# click's ClickException, the base of every error typer reports (vendored in typer since 0.26)
-FrameworkError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
 
 class UsageError(ValueError):
     """A command line that cannot be run; printed as one line, exit code 2."""
@@ -109,57 +104,46 @@ def _args(values: dict) -> SimpleNamespace:
 
 # ------------------------------------------------------------------ the app
 
-def _print_version(value: bool) -> None:
-    if value:
-        try:
-            version = metadata.version("ipad-vad")
-        except metadata.PackageNotFoundError:  # sources on the path, not installed
-            version = "unknown (not installed)"
-        print(f"ipad-detect {version}")
-        raise typer.Exit()
-
-
-app = typer.Typer(name="ipad-detect", add_completion=False, pretty_exceptions_enable=False,
-                  help="Periodic video anomaly detection (IPAD): train on normal videos, score new ones.",
-                  context_settings={"help_option_names": ["-h", "--help"]})
-
-
-@app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                                help="print the version and exit")] = False) -> None:
-    pass
-
-
-def _bad_input(error: Exception) -> str | None:
-    """The one line an error is reported as, or None for a bug (it keeps its traceback)."""
+def _bad_input(error: Exception) -> list[str] | None:
+    """The line an error is reported as, or None for a bug (it keeps its traceback)."""
     from ipad_detect.data import DataError
 
     if isinstance(error, (DataError, UsageError, ValueError, FileNotFoundError)):
-        return " ".join(str(error).split())
+        return [" ".join(str(error).split())]
     if isinstance(error, OSError) and error.errno in OUT_OF_ROOM:
-        return (f"{error.filename or 'an output'} could not be written ({error.strerror}); make room and rerun "
-                f"(training resumes from its last checkpoint)")
+        return [f"{error.filename or 'an output'} could not be written ({error.strerror}); make room and rerun "
+                f"(training resumes from its last checkpoint)"]
     return None
 
 
-def verb(name: str, summary: str, description: str | None = None):
-    """Register a function as `ipad-detect NAME`; bad input it raises is one line
-    (`ipad-detect NAME: error: ...`) and exit 2, and a verb that returns is exit 0."""
-    def register(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs) -> int:
-            try:
-                fn(*args, **kwargs)
-            except Exception as error:
-                message = _bad_input(error)
-                if message is None:
-                    raise
-                print(f"ipad-detect {name}: error: {message}", file=sys.stderr)
-                return 2
-            return 0
-        app.command(name, help=description or summary, short_help=summary)(run)
-        return fn
-    return register
+def _framework_error(e: FrameworkError) -> str:
+    """One line for what typer refused: a range or a choice as this CLI has always worded them, else
+    typer's message."""
+    param, cause = getattr(e, "param", None), e.__cause__
+    if param is not None and isinstance(cause, ValidationError):
+        err = cause.errors()[0]
+        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
+        low, high, given = getattr(param, "min", None), getattr(param, "max", None), err["input"]
+        if err["type"] in ("greater_than_equal", "less_than_equal"):
+            try:  # the number as the verb reads it ("5" for a float option is 5.0)
+                given = type(high if low is None else low)(given)
+            except (TypeError, ValueError):
+                pass
+            if low is not None and high is not None:
+                return f"{flag} {given} is not allowed; use a value in [{low:g}, {high:g}]"
+            if low is not None:
+                return f"{flag} {given} is not allowed; it must be at least {low:g}"
+            return f"{flag} {given} is not allowed; it must be at most {high:g}"
+        if err["type"] == "value_error":  # a choice: "'x' is not one of 'a', 'b'."
+            allowed = str(err.get("ctx", {}).get("error", "")).partition(" is not one of ")[2].rstrip(".")
+            return f"{flag}: invalid choice: {given!r}" + (f" (choose from {allowed})" if allowed else "")
+        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {given!r})"
+    return " ".join(e.format_message().split())
+
+
+CLI = CommandLine("ipad-detect", "Periodic video anomaly detection (IPAD): train on normal videos, score new ones.",
+                  _bad_input, _framework_error)
+app, verb = CLI.app, CLI.verb
 
 
 # ------------------------------------------------------------------ train, pretrain, evaluate, score
@@ -729,42 +713,10 @@ def _spread(argv: list[str], option: str = "--normal") -> list[str]:
     return spread
 
 
-def _framework_error(e: FrameworkError) -> str:
-    """One line for what typer refused: a range or a choice as this CLI has always worded them, else
-    typer's message."""
-    param, cause = getattr(e, "param", None), e.__cause__
-    if param is not None and isinstance(cause, ValidationError):
-        err = cause.errors()[0]
-        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
-        low, high, given = getattr(param, "min", None), getattr(param, "max", None), err["input"]
-        if err["type"] in ("greater_than_equal", "less_than_equal"):
-            try:  # the number as the verb reads it ("5" for a float option is 5.0)
-                given = type(high if low is None else low)(given)
-            except (TypeError, ValueError):
-                pass
-            if low is not None and high is not None:
-                return f"{flag} {given} is not allowed; use a value in [{low:g}, {high:g}]"
-            if low is not None:
-                return f"{flag} {given} is not allowed; it must be at least {low:g}"
-            return f"{flag} {given} is not allowed; it must be at most {high:g}"
-        if err["type"] == "value_error":  # a choice: "'x' is not one of 'a', 'b'."
-            allowed = str(err.get("ctx", {}).get("error", "")).partition(" is not one of ")[2].rstrip(".")
-            return f"{flag}: invalid choice: {given!r}" + (f" (choose from {allowed})" if allowed else "")
-        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {given!r})"
-    return " ".join(e.format_message().split())
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     warnings.formatwarning = _one_line_warning
-    command = typer.main.get_command(app)
-    try:
-        return command.main(args=_spread(argv) if argv[:1] == ["calibrate"] else argv, prog_name="ipad-detect",
-                            standalone_mode=False)
-    except FrameworkError as e:  # typer's usage errors: unknown option, bad value, range, missing
-        ctx = getattr(e, "ctx", None)
-        print(f"{ctx.command_path if ctx else 'ipad-detect'}: error: {_framework_error(e)}", file=sys.stderr)
-        return e.exit_code
+    return CLI.main(_spread(argv) if argv[:1] == ["calibrate"] else argv)
 
 
 if __name__ == "__main__":  # also `torchrun -m ipad_detect.cli train ...`

@@ -10,18 +10,17 @@ problem on stderr and exit 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import tempfile
 from enum import Enum
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Optional, get_args
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from ipadgen.commandline import CommandLine, FrameworkError
 from ipadgen.contract import OUT_OF_ROOM
 from ipadgen.devices import DEVICES, get_device
 from ipadgen.spec import NuisanceSpec, RenderSpec, SceneSpec, resolve_anomalies
@@ -31,10 +30,6 @@ FLAG_OF = {"train_videos": "--train-videos", "test_videos": "--test-videos",
            "seed": "--seed", "name": "--scene-name", "fps": "--fps", "samples": "--samples",
            "style": "--style"}
 UNIT = {"resolution": " pixels"}  # said after a bound in a range error
-
-
-# click's ClickException, the base of every error typer reports (vendored in typer since 0.26)
-FrameworkError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class UsageError(Exception):
@@ -117,52 +112,35 @@ def _rendered_scene(scene: Path) -> None:
 
 # ------------------------------------------------------------------ the app
 
-def _version() -> str:
-    try:
-        return metadata.version("ipad-vad")
-    except metadata.PackageNotFoundError:  # sources on the path, not installed
-        return "unknown (not installed)"
+def _bad_input(error: Exception) -> list[str] | None:
+    """The lines an error is reported as (a UsageError: one per problem), or None for a bug."""
+    if isinstance(error, UsageError):
+        return str(error).splitlines() or [""]
+    if isinstance(error, OSError) and error.errno in OUT_OF_ROOM:
+        return [f"{error.filename or 'an output'} could not be written ({error.strerror}); "
+                f"the videos already finished are kept: make room and rerun the same command to resume"]
+    return None
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        print(f"ipadgen {_version()}")
-        raise typer.Exit()
+def _framework_error(e: FrameworkError) -> str:
+    """One line for what typer refused: a range as the project words it, else typer's message."""
+    param, cause = getattr(e, "param", None), e.__cause__
+    if param is not None and isinstance(cause, ValidationError):
+        err = cause.errors()[0]
+        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
+        unit, bound = UNIT.get(param.name, ""), err.get("ctx", {})
+        if err["type"] == "greater_than_equal":
+            return f"{flag} must be at least {bound['ge']:g}{unit} (got {err['input']})"
+        if err["type"] == "less_than_equal":
+            return f"{flag} must be at most {bound['le']:g}{unit} (got {err['input']})"
+        if err["type"] == "value_error":  # a choice
+            return f"{flag}: {bound['error']}"
+        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {err['input']!r})"
+    return " ".join(e.format_message().split())
 
 
-app = typer.Typer(name="ipadgen", help=__doc__.splitlines()[0], add_completion=False,
-                  pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
-
-
-@app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                                help="print the version and exit")] = False) -> None:
-    pass
-
-
-def verb(name: str, summary: str, description: str | None = None):
-    """Register a function as `ipadgen NAME`; a UsageError it raises is one line per problem
-    (`ipadgen NAME: error: ...`) and exit 2."""
-    def register(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs) -> int:
-            try:
-                return fn(*args, **kwargs)
-            except UsageError as e:
-                for line in str(e).splitlines() or [""]:
-                    print(f"ipadgen {name}: error: {line}", file=sys.stderr)
-                return 2
-            except OSError as e:
-                if e.errno not in OUT_OF_ROOM:
-                    raise
-                print(f"ipadgen {name}: error: {e.filename or 'an output'} could not be written ({e.strerror}); "
-                      f"the videos already finished are kept: make room and rerun the same command to resume",
-                      file=sys.stderr)
-                return 2
-        app.command(name, help=description or summary, short_help=summary)(run)
-        return fn
-    return register
+CLI = CommandLine("ipadgen", __doc__.splitlines()[0], _bad_input, _framework_error)
+app, verb = CLI.app, CLI.verb
 
 
 # ------------------------------------------------------------------ render
@@ -403,31 +381,8 @@ def cmd_verify(
 
 # ------------------------------------------------------------------ entry point
 
-def _framework_error(e: FrameworkError) -> str:
-    """One line for what typer refused: a range as the project words it, else typer's message."""
-    param, cause = getattr(e, "param", None), e.__cause__
-    if param is not None and isinstance(cause, ValidationError):
-        err = cause.errors()[0]
-        flag = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
-        unit, bound = UNIT.get(param.name, ""), err.get("ctx", {})
-        if err["type"] == "greater_than_equal":
-            return f"{flag} must be at least {bound['ge']:g}{unit} (got {err['input']})"
-        if err["type"] == "less_than_equal":
-            return f"{flag} must be at most {bound['le']:g}{unit} (got {err['input']})"
-        if err["type"] == "value_error":  # a choice
-            return f"{flag}: {bound['error']}"
-        return f"{flag}: {err['msg'][:1].lower()}{err['msg'][1:]} (got {err['input']!r})"
-    return " ".join(e.format_message().split())
-
-
 def main(argv: list[str] | None = None) -> int:
-    command = typer.main.get_command(app)
-    try:
-        return command.main(args=argv, prog_name="ipadgen", standalone_mode=False)
-    except FrameworkError as e:  # typer's usage errors: unknown option, bad value, range, missing
-        ctx = getattr(e, "ctx", None)
-        print(f"{ctx.command_path if ctx else 'ipadgen'}: error: {_framework_error(e)}", file=sys.stderr)
-        return e.exit_code
+    return CLI.main(argv)
 
 
 if __name__ == "__main__":
