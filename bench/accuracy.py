@@ -18,7 +18,8 @@ and each run's wall time is printed. Rows:
 - the paper's table-4 ablation on the default detector: reconstruction only (V-Swin-T), + memory,
   + phase (the phase head boosts the memory read-out, no phase score), + the paper's window
   check, our cycle check in its place; then our normal bank (models/normal_bank.py) compared with
-  every normal clip (the default: learned tokens and pixels), by its tokens alone, by its pixels
+  every normal clip (the default: learned tokens and pixels, each position's least residual to the
+  4 nearest clips), by its nearest clip alone, by its tokens alone, by its pixels
   alone (frame-standardised 32 x 32 clips: a non-learned distance), and only with the clips at the
   phase a clip is due at. Rows of one training share it and differ in scoring only.
 
@@ -108,6 +109,7 @@ ROWS = (
         scoring=NO_BANK + (("phase_check", "window"),)),
     Row("ablation: + cycle check (ours), weight 0.5", DEFAULT, phase_weight=0.5, scoring=NO_BANK),
     Row("ablation: + normal bank, every phase (ours, default)", DEFAULT),
+    Row("ablation: normal bank, the nearest clip alone", DEFAULT, scoring=(("bank_neighbours", 1),)),
     Row("ablation: normal bank, tokens alone", DEFAULT, scoring=(("pixel_weight", 0.0),)),
     Row("ablation: normal bank, pixels alone (no learning)", DEFAULT, scoring=(("pixel_weight", 1.0),)),
     Row("ablation: + normal bank at the due phase (ours)", DEFAULT, scoring=(("bank_at_phase", True),)),

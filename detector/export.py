@@ -52,7 +52,8 @@ class ClipScorer(nn.Module):
         result = [out.recon[:, :, self.config.clip_len // 2]]
         if self.bank is not None:
             pixels = pixel_clips(clip) if self.config.pixel_weight > 0 else None
-            result.append(self.bank.distance(out.tokens, pixels, None, self.config.pixel_weight))
+            result.append(self.bank.distance(out.tokens, pixels, None, self.config.pixel_weight,
+                                             self.config.bank_neighbours))
         if out.phase_logits is not None:
             result.append(out.phase_logits.float().softmax(dim=1))
         return tuple(result)

@@ -33,11 +33,13 @@ BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy 
 def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
                       device: str | torch.device = "cpu", bank_weight: float = 0.0,
                       bank_at_phase: bool = True, pixel_weight: float = 0.0,
-                      starts: list[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                      starts: list[int] | None = None,
+                      bank_neighbours: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Normality of every stride-1 clip (or of the clips starting at `starts`) and the predicted phase
     distributions [clips, bins] (None without a phase head). The normality is the PSNR of the
     reconstructed centre frame, weighed in dB with the normal bank's distance by `bank_weight`
-    (`ModelConfig.bank_weight`; the bank's pixels weigh `pixel_weight` in that distance); at a bank
+    (`ModelConfig.bank_weight`; the bank's pixels weigh `pixel_weight` in that distance, taken over
+    `bank_neighbours` nearest clips); at a bank
     weight of 1 nothing is reconstructed (the PSNR would weigh nothing)."""
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1)) if starts is None else list(starts)
@@ -69,7 +71,7 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
             done, now = sum(map(len, distances)), sum(map(len, queued_tokens))
             due_now = None if due is None else due[centre + np.array(starts[done:done + now])]
             pixels = torch.cat(queued_pixels) if pixel_weight > 0 else None
-            distance = bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight)
+            distance = bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight, bank_neighbours)
             distances.append(distance.double().cpu().numpy())
             queued_tokens, queued_pixels = [], []
     scores = normality(np.concatenate(psnrs), np.concatenate(distances) if distances else None, bank_weight)
@@ -95,7 +97,8 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
     if not get_kind(kind).learned:
         return model.score_video(frames, config.clip_len), None
     values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device, config.bank_weight,
-                                      config.bank_at_phase, config.pixel_weight)
+                                      config.bank_at_phase, config.pixel_weight,
+                                      bank_neighbours=config.bank_neighbours)
     if probs is None or cycle_length is None:
         return values, None
     bins_per_frame = config.phase_bins / cycle_length

@@ -278,7 +278,8 @@ def score_clips(checkpoint: Checkpoint, frames: np.ndarray, starts: list[int],
     if not get_kind(checkpoint.kind).learned:
         return anomaly_scores(checkpoint, frames, len(starts), device)[starts], [None] * len(starts)
     normality, probs = reconstruct_video(checkpoint.model, frames, config.clip_len, len(starts), device,
-                                         config.bank_weight, config.bank_at_phase, config.pixel_weight, starts)
+                                         config.bank_weight, config.bank_at_phase, config.pixel_weight, starts,
+                                         config.bank_neighbours)
     phases = [None] * len(starts) if probs is None else list((probs.argmax(axis=1) + 0.5) / config.phase_bins)
     return -normality, phases
 

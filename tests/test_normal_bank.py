@@ -37,6 +37,23 @@ def test_the_nearest_clip_is_chosen_as_a_whole_not_position_by_position():
     assert bank.distance(both).item() == pytest.approx(1.0, rel=1e-2)
 
 
+def test_with_neighbours_each_position_takes_the_least_of_the_nearest_clips_only():
+    quiet, moved = torch.zeros(1, 2, 4, 4, 3), torch.zeros(1, 2, 4, 4, 3)
+    moved[:, :, 0, 0] = 1.0  # two normal moments of one step: one part at (0, 0) ...
+    quiet[:, :, 1, 1], quiet[:, :, 0, 0] = 1.0, 0.1  # ... or another at (1, 1), the first barely there
+    far = torch.full((1, 2, 4, 4, 3), 5.0)  # another step altogether
+    bank = NormalBank()
+    bank.fit(torch.cat([quiet, moved, far]))
+    between = torch.zeros(1, 2, 4, 4, 3)
+    between[:, :, 0, 0] = between[:, :, 1, 1] = 1.0  # like `moved` at (0, 0), like `quiet` at (1, 1)
+    assert bank.distance(between).item() == pytest.approx(0.81, rel=1e-2)  # its nearest clip, `quiet`, alone
+    assert bank.distance(between, neighbours=2).item() == pytest.approx(0.0, abs=1e-3)
+    tilted = between.clone()
+    tilted[:, :, 2, 2] = 2.0  # a change no near clip shows still counts in full
+    assert bank.distance(tilted, neighbours=2).item() == pytest.approx(4.0, rel=1e-2)
+    assert bank.distance(between, neighbours=10).item() == pytest.approx(0.0, abs=1e-3)  # more than the bank
+
+
 def test_only_bank_clips_near_the_due_phase_are_compared():
     bank = NormalBank()
     normal = tokens(4)
