@@ -5,7 +5,9 @@ The CLI's `--model` choices, the reports' labels, the checkpoint loader and the 
 the kinds from here, so a new model is one decorated builder in one file (and an import in
 `models/__init__.py`). A kind is either *learned* (a network that `train.py` optimises and
 `scoring.reconstruct_video` scores) or a non-learned *reference* (a bank of normal samples filled
-once from the training videos, `nearest.py`, with `fit` and `score_video` of its own); callers ask
+once from the training videos, `nearest.py`, with `fit` and `score_video` of its own). Scoring
+goes through one interface for both, `get_kind(name).normality(model, frames, config, ...)`, so
+no scorer branches on a kind; what only a network can do (fine-tune, export) asks
 `get_kind(name).learned`, never for a kind by its name.
 """
 
@@ -19,6 +21,19 @@ from ipad_detect.config import ModelConfig
 
 def _as_given(config: ModelConfig) -> ModelConfig:
     return config
+
+
+def _reconstructed(model, frames, config: ModelConfig, batch_size: int = 8, device="cpu", starts=None):
+    """A learned model's normality per clip and its phase probabilities (`scoring.reconstruct_video`)."""
+    from ipad_detect.scoring import reconstruct_video  # scoring reads the registry: imported when called
+
+    return reconstruct_video(model, frames, config, batch_size, device, starts)
+
+
+def _searched(model, frames, config: ModelConfig, batch_size: int = 8, device="cpu", starts=None):
+    """A reference's normality per clip (its own `score_video`, over every clip) and no phase."""
+    values = model.score_video(frames, config.clip_len)
+    return (values if starts is None else values[starts]), None
 
 
 def without_bank(config: ModelConfig) -> ModelConfig:
@@ -36,6 +51,9 @@ class ModelKind:
     description: str  # one phrase for the CLI help
     learned: bool = True  # False: a non-learned reference, fit once with fit(videos, cache, cycle_length)
     configure: Callable[[ModelConfig], ModelConfig] = _as_given  # the config this kind really runs with
+    # (model, frames, config, batch_size, device, starts=None) -> (normality per clip, phase
+    # probabilities [clips, bins] or None): every stride-1 clip, or those starting at `starts`
+    normality: Callable = _reconstructed
 
 
 _KINDS: dict[str, ModelKind] = {}
@@ -49,7 +67,8 @@ def register_model(name: str, *, label: str, description: str, learned: bool = T
         if name in _KINDS:
             raise ValueError(f"model kind {name!r} is registered twice ({_KINDS[name].build.__module__} "
                              f"and {build.__module__}); choose another name")
-        _KINDS[name] = ModelKind(name, build, label, description, learned, configure)
+        _KINDS[name] = ModelKind(name, build, label, description, learned, configure,
+                                 _reconstructed if learned else _searched)
         return build
 
     return register

@@ -30,17 +30,15 @@ BANK_QUERIES = 128  # clips searched in the normal bank at once: its float copy 
 
 
 @torch.no_grad()
-def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int, batch_size: int = 8,
-                      device: str | torch.device = "cpu", bank_weight: float = 0.0,
-                      bank_at_phase: bool = True, pixel_weight: float = 0.0,
-                      starts: list[int] | None = None,
-                      bank_neighbours: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, config: ModelConfig, batch_size: int = 8,
+                      device: str | torch.device = "cpu",
+                      starts: list[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Normality of every stride-1 clip (or of the clips starting at `starts`) and the predicted phase
     distributions [clips, bins] (None without a phase head). The normality is the PSNR of the
-    reconstructed centre frame, weighed in dB with the normal bank's distance by `bank_weight`
-    (`ModelConfig.bank_weight`; the bank's pixels weigh `pixel_weight` in that distance, taken over
-    `bank_neighbours` nearest clips); at a bank
-    weight of 1 nothing is reconstructed (the PSNR would weigh nothing)."""
+    reconstructed centre frame, weighed in dB with the normal bank's distance as `config` says
+    (`bank_weight`, `bank_at_phase`, `pixel_weight`, `bank_neighbours`); at a bank weight of 1
+    nothing is reconstructed (the PSNR would weigh nothing)."""
+    clip_len, bank_weight, pixel_weight = config.clip_len, config.bank_weight, config.pixel_weight
     centre = clip_len // 2
     starts = list(clip_starts(len(frames), clip_len, 1)) if starts is None else list(starts)
     model.eval()
@@ -49,7 +47,8 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
         raise ValueError(f"a bank weight of {bank_weight} for a model without a normal bank; "
                          f"train it with a bank_weight above 0")
     reconstruct = bank_weight < 1  # only a model with a bank is ever asked not to
-    due = bank.due_phase(frames) if bank_weight > 0 and bank_at_phase else None  # from its frames, never its labels
+    # the due phase from the frames, never the labels
+    due = bank.due_phase(frames) if bank_weight > 0 and config.bank_at_phase else None
     psnrs, bins, distances = [], [], []
     queued_tokens, queued_pixels = [], []  # clips waiting for the bank: it is searched BANK_QUERIES at a time
     for first in range(0, len(starts), batch_size):
@@ -71,7 +70,7 @@ def reconstruct_video(model: torch.nn.Module, frames: np.ndarray, clip_len: int,
             done, now = sum(map(len, distances)), sum(map(len, queued_tokens))
             due_now = None if due is None else due[centre + np.array(starts[done:done + now])]
             pixels = torch.cat(queued_pixels) if pixel_weight > 0 else None
-            distance = bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight, bank_neighbours)
+            distance = bank.distance(torch.cat(queued_tokens), pixels, due_now, pixel_weight, config.bank_neighbours)
             distances.append(distance.double().cpu().numpy())
             queued_tokens, queued_pixels = [], []
     scores = normality(np.concatenate(psnrs), np.concatenate(distances) if distances else None, bank_weight)
@@ -94,11 +93,7 @@ def score_video(model: torch.nn.Module, kind: str, config: ModelConfig, frames: 
     It sees the frames only, never the video's labels or period labels: real footage has none."""
     if len(frames) < config.clip_len:
         raise ValueError(f"a video of {len(frames)} frames is shorter than one clip of {config.clip_len} frames")
-    if not get_kind(kind).learned:
-        return model.score_video(frames, config.clip_len), None
-    values, probs = reconstruct_video(model, frames, config.clip_len, batch_size, device, config.bank_weight,
-                                      config.bank_at_phase, config.pixel_weight,
-                                      bank_neighbours=config.bank_neighbours)
+    values, probs = get_kind(kind).normality(model, frames, config, batch_size, device)
     if probs is None or cycle_length is None:
         return values, None
     bins_per_frame = config.phase_bins / cycle_length

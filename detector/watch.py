@@ -31,11 +31,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ipad_detect.calibrate import Threshold, anomaly_scores
+from ipad_detect.calibrate import Threshold
 from ipad_detect.checkpoint import Checkpoint
 from ipad_detect.footage import FootageError, open_capture
 from ipad_detect.registry import get_kind
-from ipad_detect.scoring import reconstruct_video
 
 SHEET_FRAMES = 12  # frames of one alarm kept for its contact sheet
 REOPEN_TRIES = 5
@@ -275,11 +274,8 @@ def score_clips(checkpoint: Checkpoint, frames: np.ndarray, starts: list[int],
     the normality `score_video` gives), in one batch, and the phase the model's phase head predicts
     for each (None without one)."""
     config = checkpoint.config
-    if not get_kind(checkpoint.kind).learned:
-        return anomaly_scores(checkpoint, frames, len(starts), device)[starts], [None] * len(starts)
-    normality, probs = reconstruct_video(checkpoint.model, frames, config.clip_len, len(starts), device,
-                                         config.bank_weight, config.bank_at_phase, config.pixel_weight, starts,
-                                         config.bank_neighbours)
+    normality, probs = get_kind(checkpoint.kind).normality(checkpoint.model, frames, config, len(starts), device,
+                                                          starts)
     phases = [None] * len(starts) if probs is None else list((probs.argmax(axis=1) + 0.5) / config.phase_bins)
     return -normality, phases
 
