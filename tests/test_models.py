@@ -201,6 +201,26 @@ def test_hard_shrink_zeroes_small_weights_and_renormalises():
     torch.testing.assert_close(shrunk[0, :3], attention[0, :3] / attention[0, :3].sum(), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["memae", "full"])
+def test_memory_slots_start_at_the_features_training_reads(kind):
+    """MemAE's conv encoder ends in BatchNorm: slots drawn with its untrained running statistics were
+    ~170x smaller than the features training addresses them with, and the shrinkage zeroed every weight."""
+    from ipad_detect.train import fit_memory
+
+    torch.manual_seed(0)
+    model = build_model(kind, TINY)
+    clips = [(torch.rand(3, TINY.clip_len, TINY.image_size, TINY.image_size) * 2 - 1,) for _ in range(16)]
+    fit_memory(model, clips, batches=2)
+    assert model.training
+    batch = torch.stack([clip for clip, in clips[:8]])
+    with torch.no_grad():
+        queries = model.memory_queries(batch)
+        _, attention = model.memory(queries[None])
+    ratio = model.memory.slots.norm(dim=-1).mean() / queries.norm(dim=-1).mean()
+    assert 0.5 < ratio < 2.0
+    assert (attention.sum(-1) > 0.99).all()  # every token reads some slot
+
+
 # --- sliding-window phase error ----------------------------------------------------------------
 
 
