@@ -8,7 +8,7 @@ import pytest
 
 from ipad_detect.checkpoint import load_checkpoint
 from ipad_detect.config import get_config
-from ipad_detect.data import load_scene
+from ipad_detect.data import FrameCache, load_scene
 from ipad_detect.evaluate import evaluate_scene
 from ipad_detect.scoring import score_videos
 from ipad_detect.train import TrainOptions, train
@@ -38,6 +38,15 @@ def test_clip_nn_and_phase_nn_see_a_stall_that_frame_nn_cannot(ipad_root, tmp_pa
         scores = score_videos(model, kind, TINY, scene.testing[:1], cycle_length=None, progress=False)
         auc[kind] = evaluate_scene(scores).auc
     assert auc["clip-nn"] > auc["frame-nn"] + 0.3 and auc["phase-nn"] > auc["frame-nn"] + 0.1, auc
+
+
+@pytest.mark.parametrize("kind", ["frame-nn", "clip-nn"])
+def test_a_training_video_is_its_own_nearest_neighbour_exactly(kind, ipad_root):
+    """Each sample of a training video is in the bank: its distance is 0 (PSNR at the 100 dB cap), not
+    the rounding floor of cdist's matrix product, which had ranked identical frames by their norm."""
+    model = train(ipad_root, ["S01"], TINY, None, TrainOptions(kind=kind, progress=False)).model
+    frames = FrameCache(TINY.image_size).get(load_scene(ipad_root, "S01").training[0])
+    np.testing.assert_array_equal(model.score_video(frames, TINY.clip_len), 100.0)
 
 
 def test_scores_never_read_test_period_labels(ipad_root, tmp_path):
