@@ -183,20 +183,18 @@ def score_run(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.
     epochs = args.epochs
     options = TrainOptions(kind=run.kind, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            max_clips=max(1, args.clips // epochs), progress=False)
-    start = time.perf_counter()
     result = train(root, [scene], config, args.work / "runs" / run_name(scene, run, args), options)
-    seconds = time.perf_counter() - start
     checkpoint = load_checkpoint(result.checkpoint)
     trained_config = checkpoint.config
     scores = {}
     for scoring in {row.scoring for row in rows}:
         checkpoint.config = trained_config.model_copy(update=dict(scoring))
         scores[scoring] = score_scene(checkpoint, root, scene, progress=False)[0]
-    outcome = Outcome(seconds=seconds)
-    if result.epoch_recon and result.static_frame_mse:
-        outcome.fit = result.epoch_recon[-1] / result.static_frame_mse
-    if result.epoch_recon and result.lit_static_frame_mse:
-        outcome.lit_fit = result.epoch_recon[-1] / result.lit_static_frame_mse
+    outcome = Outcome(seconds=result.seconds)  # the whole training, a resumed run's earlier sessions included
+    if result.last_recon and result.static_frame_mse:
+        outcome.fit = result.last_recon / result.static_frame_mse
+    if result.last_recon and result.lit_static_frame_mse:
+        outcome.lit_fit = result.last_recon / result.lit_static_frame_mse
     for row in rows:
         weight = config.phase_score_weight if row.phase_weight is None else row.phase_weight
         evaluation = evaluate_scene(scores[row.scoring], phase_weight=weight, clip_len=config.clip_len)

@@ -421,8 +421,8 @@ def _run_training(args: SimpleNamespace, several_scenes: bool) -> None:
         losses = ", ".join(f"{v:.4f}" for v in result.epoch_losses) or "-"
         print(f"trained {args.model} ({args.config}) on {', '.join(scenes)}; cycle length (frames): {lengths}; "
               f"epoch losses: {losses}; checkpoint: {result.checkpoint}")
-        if result.epoch_recon:
-            print(reconstruction_summary(result.epoch_recon[-1], result.static_frame_mse, result.lit_static_frame_mse))
+        if result.last_recon:
+            print(reconstruction_summary(result.last_recon, result.static_frame_mse, result.lit_static_frame_mse))
 
 
 def _run_evaluate(args: SimpleNamespace) -> None:

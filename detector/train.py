@@ -74,6 +74,19 @@ class TrainResult:
     static_frame_mse: float | None = None  # the same MSE of each scene's mean training frame (see below)
     lit_static_frame_mse: float | None = None  # ... of that mean frame in each frame's light (match_light)
     compile_seconds: float | None = None  # the first training step of a --compile run, compiling included
+    # Every epoch of the run, those of earlier sessions included (kept in each checkpoint's info):
+    # {"epoch", "loss", "recon", "seconds"}, so a resumed run still reports its whole training.
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the whole training, summed over the sessions that ran it."""
+        return sum(epoch["seconds"] for epoch in self.history)
+
+    @property
+    def last_recon(self) -> float | None:
+        """The reconstruction MSE of the last epoch trained, in this session or an earlier one."""
+        return self.history[-1]["recon"] if self.history else None
 
 
 @dataclass
@@ -388,10 +401,11 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
     model.to(world.device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
 
-    start_epoch = 0
+    start_epoch, history = 0, []
     last = _resume_point(out) if out else None
     if last is not None:
         start_epoch = _check_resumable(last, options.kind, config, info)
+        history = list(read_description(last).get("info", {}).get("history", []))
         from safetensors.torch import load_model
 
         resize_buffers_like(model, last / "model.safetensors")
@@ -415,6 +429,7 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
                 if options.bf16 else nullcontext())
     losses, recon_losses, path = [], [], last
     for epoch in range(start_epoch, options.epochs):
+        epoch_started = time.perf_counter()
         dataset = epoch_clips(Uint8Clips(all_clips), options.max_clips, options.seed, epoch)
         if world.world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank, shuffle=True,
@@ -462,17 +477,19 @@ def _train(root: Path, scenes: list[str], config: ModelConfig, out: Path | None,
             fit_phase_profile(core, all_clips, world.device, options.batch_size)
             fit_normal_bank(core, all_clips, world.device, options.batch_size,
                             next(iter(lengths.values())) if len(lengths) == 1 else None)
+        history.append({"epoch": epoch + 1, "loss": losses[-1], "recon": recon_losses[-1],
+                        "seconds": time.perf_counter() - epoch_started})
         if out is not None and world.is_main:
-            path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, info)
+            path = save_checkpoint(out, core, options.kind, config, epoch + 1, optimizer, {**info, "history": history})
         if world.world_size > 1:
             dist.barrier()
     core.eval()
-    # The yardstick only for a run that trained here, on the rank that reports (a finished run resumed
-    # with no epoch left would read every frame for nothing).
+    # The yardstick on the rank that reports, also for a finished run resumed with no epoch left (its
+    # last epoch's error is in the checkpoint; the frames are decoded already).
     static = lit = None
-    if recon_losses and world.is_main:
+    if history and world.is_main:
         static = static_frame_mse(videos, all_clips.cache)
         if config.match_light:
             lit = static_frame_mse(videos, all_clips.cache, match_light=True)
     return TrainResult(core, path if world.is_main else None, losses, lengths, recon_losses, static, lit,
-                       compile_seconds)
+                       compile_seconds, history)

@@ -56,6 +56,13 @@ def test_resume_continues_from_the_saved_epoch(small_root, tmp_path):
     assert find_checkpoint(tmp_path / "resumed").name == "epoch-0002"
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    # the result still tells the whole training: both epochs, the first session's time included
+    assert [e["epoch"] for e in resumed.history] == [1, 2]
+    assert resumed.history[0] == first.history[0] and resumed.seconds > first.seconds > 0
+    assert resumed.last_recon == pytest.approx(straight.last_recon, rel=1e-6)
+    again = train(small_root, ["S01"], TINY, tmp_path / "resumed", options)  # finished: no epoch runs
+    assert again.epoch_losses == [] and again.history == resumed.history
+    assert again.static_frame_mse == pytest.approx(straight.static_frame_mse)
 
     with pytest.raises(ValueError, match="differs from this run's 'memae'"):
         train(small_root, ["S01"], TINY, tmp_path / "resumed", TrainOptions(kind="memae", epochs=3, progress=False))
