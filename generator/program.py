@@ -17,17 +17,6 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Part:
-    """A rigid piece of a device: a primitive of a given full size, centred on its origin."""
-
-    name: str
-    shape: str  # "box" | "cylinder" (axis along local z)
-    size: tuple[float, float, float]
-    color: tuple[float, float, float]
-    material: str = "paint"  # key into ipadgen/assets/materials.yaml
-
-
-@dataclass(frozen=True)
 class PartState:
     """Pose and look of one part in one frame (world frame, metres and radians)."""
 
@@ -39,6 +28,22 @@ class PartState:
 
     def moved(self, **changes) -> "PartState":
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A rigid piece of a device: a primitive of a given full size, centred on its origin.
+
+    `rest`: where the part stands when the cycle program does not move it (a frame, a floor, a
+    sensor); such a part is declared once, here, and posed by the base `Device.pose`. A part the
+    program moves has none: the family's `build` poses it from the motion values."""
+
+    name: str
+    shape: str  # "box" | "cylinder" (axis along local z)
+    size: tuple[float, float, float]
+    color: tuple[float, float, float]
+    material: str = "paint"  # key into ipadgen/assets/materials.yaml
+    rest: PartState | None = None
 
 
 Pose = dict[str, PartState]
@@ -230,7 +235,15 @@ class Device:
     """A device family: parts, parameter ranges, a cycle program and its anomaly kinds.
 
     Subclasses set `name`, `params` (ParamRange per parameter) and `anomalies`, and implement
-    `parts`, `steps` and `pose`."""
+    three layers:
+
+    - `parts`: every part once, the ones that never move with their `rest` pose;
+    - `steps` and `motion(phase)`: the cycle program as a few typed values (a frozen dataclass of
+      the family's own: a lift height, a carriage travel, a jaw closed or open);
+    - `build(motion)`: the moving parts posed from those values.
+
+    `pose(phase)` puts them together. Anomaly kinds edit the clock, the parts' states, or the
+    motion values (`read(pose)`, the inverse of `build`, gives them back: `anomalies.MotionEdit`)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -250,8 +263,22 @@ class Device:
     def steps(self) -> list[Step]:
         raise NotImplementedError
 
-    def pose(self, phase: float) -> Pose:
+    def motion(self, phase: float):
+        """The program's motion values at `phase` (the family's dataclass)."""
         raise NotImplementedError
+
+    def build(self, motion) -> Pose:
+        """The states of the moving parts for motion values `motion`."""
+        raise NotImplementedError
+
+    def rest_pose(self) -> Pose:
+        """The states of the parts that do not move (their `Part.rest`)."""
+        return {name: part.rest for name, part in self.parts().items() if part.rest is not None}
+
+    def pose(self, phase: float) -> Pose:
+        """Every part at `phase`: those at rest where `parts` put them, the moving ones built from the
+        motion values."""
+        return {**self.rest_pose(), **self.build(self.motion(phase))}
 
     def step_at(self, phase: float) -> tuple[str, float]:
         """The step the program is in at `phase`, and the progress through it in [0, 1]."""
@@ -271,6 +298,10 @@ class Device:
     def play(self, schedule: Schedule, n_frames: int, events: list[Event]) -> VideoProgram:
         """Poses, frame labels and period labels of a video with the given anomaly events."""
         parts = self.parts()
+        unposed = sorted(set(parts) - set(self.pose(0.0)))
+        if unposed:
+            raise ValueError(f"{self.name}: parts {', '.join(unposed)} have neither a rest pose (Part.rest) "
+                             f"nor a state from build()")
         timeline = build_timeline(n_frames, events)
         cycle, phase = schedule.cycle_phase(timeline.u)
         _, ref_phase = schedule.cycle_phase(timeline.reference)

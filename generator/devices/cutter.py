@@ -92,48 +92,73 @@ class Cutter(Device):
         paint = colorsys.hsv_to_rgb(self._v("machine_hue"), 0.6, 0.6)
         dark = (0.16, 0.17, 0.19)
         yellow = (0.95, 0.75, 0.08)
+        top = self._top()
+        col_h = top - hb
         infeed_len = -STOCK_START - 0.25
-        col_h = self._top() - hb
+        infeed_x = STOCK_START + infeed_len / 2
+        bar_z = hb + a / 2
+        bin_cx = self._bin_x + self._bin_length / 2
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("stock", "box", (-STOCK_START, a, a), bar, "steel"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, 1.6, 2.0))),
+            Part("stock", "box", (-STOCK_START, a, a), bar, "steel", rest=PartState((STOCK_START / 2, 0.0, bar_z))),
             Part("piece", "box", (lp, a, a), bar, "steel"),
-            Part("feeder", "box", (0.45, 0.55, hb + 0.5), paint, "paint"),
-            Part("feeder_slot", "box", (0.01, 0.2, 0.2), dark, "rubber"),
-            Part("infeed_table", "box", (infeed_len, 0.3, 0.08), paint, "paint"),
-            Part("rail", "box", (infeed_len, 0.05, 0.05), (0.7, 0.7, 0.72), "steel"),
+            Part("feeder", "box", (0.45, 0.55, hb + 0.5), paint, "paint",
+                 rest=PartState((STOCK_START, 0.0, (hb + 0.5) / 2))),
+            Part("feeder_slot", "box", (0.01, 0.2, 0.2), dark, "rubber",
+                 rest=PartState((STOCK_START + 0.23, 0.0, bar_z))),
+            Part("infeed_table", "box", (infeed_len, 0.3, 0.08), paint, "paint",
+                 rest=PartState((infeed_x, 0.0, hb - 0.07))),
+            Part("rail", "box", (infeed_len, 0.05, 0.05), (0.7, 0.7, 0.72), "steel",
+                 rest=PartState((infeed_x, 0.19, hb + a + 0.06))),
             Part("carriage", "box", (0.14, 0.34, 0.08), yellow, "paint"),
             Part("jaw_front", "box", (0.1, 0.03, a + 0.04), dark, "paint"),
             Part("jaw_back", "box", (0.1, 0.03, a + 0.04), dark, "paint"),
-            Part("base", "box", (0.5, 0.6, hb), paint, "paint"),
-            Part("column_front", "box", (0.1, 0.08, col_h), paint, "paint"),
-            Part("column_back", "box", (0.1, 0.08, col_h), paint, "paint"),
-            Part("crossbeam", "box", (0.16, 0.6, 0.12), paint, "paint"),
-            Part("cylinder", "cylinder", (0.16, 0.16, 0.35), (0.75, 0.77, 0.8), "steel"),
+            Part("base", "box", (0.5, 0.6, hb), paint, "paint", rest=PartState((0.0, 0.0, hb / 2))),
+            Part("column_front", "box", (0.1, 0.08, col_h), paint, "paint",
+                 rest=PartState((0.0, -0.26, hb + col_h / 2))),
+            Part("column_back", "box", (0.1, 0.08, col_h), paint, "paint", rest=PartState((0.0, 0.26, hb + col_h / 2))),
+            Part("crossbeam", "box", (0.16, 0.6, 0.12), paint, "paint", rest=PartState((0.0, 0.0, top - 0.06))),
+            Part("cylinder", "cylinder", (0.16, 0.16, 0.35), (0.75, 0.77, 0.8), "steel",
+                 rest=PartState((0.0, 0.0, top + 0.175))),
             Part("ram", "cylinder", (0.05, 0.05, 1.0), (0.85, 0.85, 0.88), "chrome"),
             Part("holder", "box", (0.08, 0.3, 0.08), dark, "paint"),
             Part("blade", "box", (0.012, 0.26, BLADE_H), (0.85, 0.86, 0.9), "chrome"),
             Part("clamp", "box", (0.1, 0.2, 0.05), (0.85, 0.25, 0.1), "paint"),
             Part("clamp_rod", "cylinder", (0.03, 0.03, 1.0), (0.85, 0.85, 0.88), "chrome"),
-            Part("clamp_cyl", "cylinder", (0.08, 0.08, 0.16), (0.75, 0.77, 0.8), "steel"),
-            Part("guard", "box", (0.02, 0.5, 0.35), yellow, "paint"),
-            Part("outfeed", "box", (self._bin_x - 0.02, 0.3, 0.06), paint, "paint"),
-            Part("outfeed_leg", "box", (0.06, 0.06, hb - 0.06), paint, "paint"),
-            Part("ruler", "box", (self._bin_x - 0.04, 0.04, 0.008), yellow, "paint"),
-            Part("mark", "box", (0.012, 0.05, 0.012), (0.9, 0.08, 0.08), "paint"),
-            Part("sensor_post", "box", (0.04, 0.04, a + 0.2), dark, "paint"),
-            Part("sensor_arm", "box", (0.03, 0.16, 0.03), dark, "paint"),
-            Part("sensor_head", "box", (0.08, 0.08, 0.06), (0.1, 0.1, 0.12), "plastic"),
-            Part("sensor_led", "cylinder", (0.025, 0.025, 0.02), (0.95, 0.1, 0.1), "plastic"),
-            Part("bin", "box", (self._bin_length, 0.5, hb + a + 0.12), (0.18, 0.35, 0.65), "plastic"),
-            Part("bin_slot", "box", (0.01, 0.3, a + 0.1), dark, "rubber"),
-            Part("panel", "box", (0.3, 0.12, 0.4), (0.85, 0.86, 0.84), "paint"),
-            Part("estop", "cylinder", (0.06, 0.06, 0.03), (0.9, 0.1, 0.1), "plastic"),
+            Part("clamp_cyl", "cylinder", (0.08, 0.08, 0.16), (0.75, 0.77, 0.8), "steel",
+                 rest=PartState((CLAMP_X, 0.0, hb + a + 0.4))),
+            Part("guard", "box", (0.02, 0.5, 0.35), yellow, "paint", rest=PartState((0.26, 0.0, hb + a + 0.2))),
+            Part("outfeed", "box", (self._bin_x - 0.02, 0.3, 0.06), paint, "paint",
+                 rest=PartState((self._bin_x / 2 + 0.01, 0.0, hb - 0.03))),
+            Part("outfeed_leg", "box", (0.06, 0.06, hb - 0.06), paint, "paint",
+                 rest=PartState((self._bin_x * 0.6, 0.0, (hb - 0.06) / 2))),
+            Part("ruler", "box", (self._bin_x - 0.04, 0.04, 0.008), yellow, "paint",
+                 rest=PartState((self._bin_x / 2, -(a / 2 + 0.05), hb + 0.004))),
+            Part("mark", "box", (0.012, 0.05, 0.012), (0.9, 0.08, 0.08), "paint",
+                 rest=PartState((lp, -(a / 2 + 0.05), hb + 0.009))),
+            Part("sensor_post", "box", (0.04, 0.04, a + 0.2), dark, "paint",
+                 rest=PartState((lp, -(a / 2 + 0.2), hb + (a + 0.2) / 2))),
+            Part("sensor_arm", "box", (0.03, 0.16, 0.03), dark, "paint",
+                 rest=PartState((lp, -(a / 2 + 0.12), hb + a + 0.185))),
+            Part("sensor_head", "box", (0.08, 0.08, 0.06), (0.1, 0.1, 0.12), "plastic",
+                 rest=PartState((lp, -0.05, hb + a + 0.16))),
+            Part("sensor_led", "cylinder", (0.025, 0.025, 0.02), (0.95, 0.1, 0.1), "plastic",
+                 rest=PartState((lp, -0.05, hb + a + 0.128))),
+            Part("bin", "box", (self._bin_length, 0.5, hb + a + 0.12), (0.18, 0.35, 0.65), "plastic",
+                 rest=PartState((bin_cx, 0.0, (hb + a + 0.12) / 2))),
+            Part("bin_slot", "box", (0.01, 0.3, a + 0.1), dark, "rubber",
+                 rest=PartState((self._bin_x - 0.005, 0.0, bar_z + 0.01))),
+            Part("panel", "box", (0.3, 0.12, 0.4), (0.85, 0.86, 0.84), "paint", rest=PartState((-0.5, 0.45, hb + 0.2))),
+            Part("estop", "cylinder", (0.06, 0.06, 0.03), (0.9, 0.1, 0.1), "plastic",
+                 rest=PartState((-0.5, 0.38, hb + 0.3), (math.pi / 2, 0.0, 0.0))),
         ]
-        parts += [Part(f"roller_{i}", "cylinder", (0.06, 0.06, 0.28), (0.7, 0.7, 0.72), "steel")
-                  for i in range(5)]
-        parts += [Part(f"leg_{i}", "box", (0.06, 0.06, hb - 0.1), paint, "paint") for i in range(2)]
+        parts += [Part(f"roller_{i}", "cylinder", (0.06, 0.06, 0.28), (0.7, 0.7, 0.72), "steel",
+                       rest=PartState((float(x), 0.0, hb - 0.03), (math.pi / 2, 0.0, 0.0)))
+                  for i, x in enumerate(np.linspace(STOCK_START + 0.4, -0.35, 5))]
+        parts += [Part(f"leg_{i}", "box", (0.06, 0.06, hb - 0.1), paint, "paint",
+                       rest=PartState((x, 0.0, (hb - 0.1) / 2)))
+                  for i, x in enumerate((STOCK_START + 0.5, -0.6))]
         return {p.name: p for p in parts}
 
     def steps(self) -> list[Step]:
@@ -208,49 +233,6 @@ class Cutter(Device):
             "jaw_front": PartState((carriage_x, -jaw, hb + a / 2 + 0.02)),
             "jaw_back": PartState((carriage_x, jaw, hb + a / 2 + 0.02)),
         }
-
-    def pose(self, phase: float) -> Pose:
-        a, hb, lp = self._v("bar_size"), self._v("table_height"), self._v("piece_length")
-        top = self._top()
-        col_h = top - hb
-        infeed_len = -STOCK_START - 0.25
-        infeed_x = STOCK_START + infeed_len / 2
-        bar_z = hb + a / 2
-        bin_cx = self._bin_x + self._bin_length / 2
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, 1.6, 2.0)),
-            "stock": PartState((STOCK_START / 2, 0.0, bar_z)),
-            "feeder": PartState((STOCK_START, 0.0, (hb + 0.5) / 2)),
-            "feeder_slot": PartState((STOCK_START + 0.23, 0.0, bar_z)),
-            "infeed_table": PartState((infeed_x, 0.0, hb - 0.07)),
-            "rail": PartState((infeed_x, 0.19, hb + a + 0.06)),
-            "base": PartState((0.0, 0.0, hb / 2)),
-            "column_front": PartState((0.0, -0.26, hb + col_h / 2)),
-            "column_back": PartState((0.0, 0.26, hb + col_h / 2)),
-            "crossbeam": PartState((0.0, 0.0, top - 0.06)),
-            "cylinder": PartState((0.0, 0.0, top + 0.175)),
-            "clamp_cyl": PartState((CLAMP_X, 0.0, hb + a + 0.4)),
-            "guard": PartState((0.26, 0.0, hb + a + 0.2)),
-            "outfeed": PartState((self._bin_x / 2 + 0.01, 0.0, hb - 0.03)),
-            "outfeed_leg": PartState((self._bin_x * 0.6, 0.0, (hb - 0.06) / 2)),
-            "ruler": PartState((self._bin_x / 2, -(a / 2 + 0.05), hb + 0.004)),
-            "mark": PartState((lp, -(a / 2 + 0.05), hb + 0.009)),
-            "sensor_post": PartState((lp, -(a / 2 + 0.2), hb + (a + 0.2) / 2)),
-            "sensor_arm": PartState((lp, -(a / 2 + 0.12), hb + a + 0.185)),
-            "sensor_head": PartState((lp, -0.05, hb + a + 0.16)),
-            "sensor_led": PartState((lp, -0.05, hb + a + 0.128)),
-            "bin": PartState((bin_cx, 0.0, (hb + a + 0.12) / 2)),
-            "bin_slot": PartState((self._bin_x - 0.005, 0.0, bar_z + 0.01)),
-            "panel": PartState((-0.5, 0.45, hb + 0.2)),
-            "estop": PartState((-0.5, 0.38, hb + 0.3), (math.pi / 2, 0.0, 0.0)),
-        }
-        for i, x in enumerate(np.linspace(STOCK_START + 0.4, -0.35, 5)):
-            pose[f"roller_{i}"] = PartState((float(x), 0.0, hb - 0.03), (math.pi / 2, 0.0, 0.0))
-        for i, x in enumerate((STOCK_START + 0.5, -0.6)):
-            pose[f"leg_{i}"] = PartState((x, 0.0, (hb - 0.1) / 2))
-        pose.update(self.build(self.motion(phase)))
-        return pose
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.array([STOCK_START - 0.2, -0.6, 0.0]),

@@ -134,62 +134,91 @@ class Driller(Device):
         dark = (0.15, 0.16, 0.18)
         yellow = (0.95, 0.75, 0.08)
         grey = (0.62, 0.63, 0.66)
-        col_h = self._head_bottom + HEAD_H - 0.03
+        hb = self._head_bottom
+        head_top = hb + HEAD_H
+        col_h = hb + HEAD_H - 0.03
+        head_y = (HEAD_Y0 + HEAD_Y1) / 2
+        jh = self._jaw_h
         conv_len = XH - 0.37
+        cab_h = hp + 0.26
+        cab_z = th - 0.1 + cab_h / 2
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, 1.3, 2.0))),
             # the drill press
-            Part("base", "box", (0.62, 0.6, 0.1), paint, "paint"),
-            Part("column", "cylinder", (0.16, 0.16, col_h), (0.78, 0.79, 0.82), "chrome"),
-            Part("collar", "cylinder", (0.22, 0.22, 0.16), paint, "paint"),
-            Part("table_arm", "box", (0.18, 0.24, 0.12), paint, "paint"),
-            Part("table", "box", (0.74, 0.72, 0.08), grey, "steel"),
-            Part("slot_0", "box", (0.74, 0.02, 0.004), dark, "steel"),
-            Part("slot_1", "box", (0.74, 0.02, 0.004), dark, "steel"),
-            Part("head", "box", (0.36, HEAD_Y1 - HEAD_Y0, HEAD_H), paint, "paint"),
-            Part("belt_guard", "box", (0.38, HEAD_Y1 - HEAD_Y0 + 0.02, 0.13), yellow, "paint"),
-            Part("motor", "cylinder", (0.24, 0.24, 0.3), (0.3, 0.32, 0.35), "paint"),
-            Part("motor_cap", "cylinder", (0.18, 0.18, 0.05), dark, "paint"),
-            Part("panel", "box", (0.15, 0.02, 0.17), dark, "plastic"),
+            Part("base", "box", (0.62, 0.6, 0.1), paint, "paint", rest=PartState((0.0, COLUMN_Y - 0.05, 0.05))),
+            Part("column", "cylinder", (0.16, 0.16, col_h), (0.78, 0.79, 0.82), "chrome",
+                 rest=PartState((0.0, COLUMN_Y, col_h / 2))),
+            Part("collar", "cylinder", (0.22, 0.22, 0.16), paint, "paint", rest=PartState((0.0, COLUMN_Y, th - 0.12))),
+            Part("table_arm", "box", (0.18, 0.24, 0.12), paint, "paint", rest=PartState((0.0, 0.33, th - 0.1))),
+            Part("table", "box", (0.74, 0.72, 0.08), grey, "steel", rest=PartState((0.0, -0.06, th - 0.04))),
+            Part("slot_0", "box", (0.74, 0.02, 0.004), dark, "steel", rest=PartState((0.0, -0.33, th + 0.001))),
+            Part("slot_1", "box", (0.74, 0.02, 0.004), dark, "steel", rest=PartState((0.0, 0.22, th + 0.001))),
+            Part("head", "box", (0.36, HEAD_Y1 - HEAD_Y0, HEAD_H), paint, "paint",
+                 rest=PartState((0.0, head_y, hb + HEAD_H / 2))),
+            Part("belt_guard", "box", (0.38, HEAD_Y1 - HEAD_Y0 + 0.02, 0.13), yellow, "paint",
+                 rest=PartState((0.0, head_y, head_top + 0.065))),
+            Part("motor", "cylinder", (0.24, 0.24, 0.3), (0.3, 0.32, 0.35), "paint",
+                 rest=PartState((0.0, 0.36, head_top + 0.13 + 0.15))),
+            Part("motor_cap", "cylinder", (0.18, 0.18, 0.05), dark, "paint",
+                 rest=PartState((0.0, 0.36, head_top + 0.13 + 0.325))),
+            Part("panel", "box", (0.15, 0.02, 0.17), dark, "plastic", rest=PartState((0.1, HEAD_Y0 - 0.01, hb + 0.25))),
             Part("lamp", "cylinder", (0.055, 0.055, 0.02), (0.12, 0.2, 0.14), "plastic"),
-            Part("estop", "cylinder", (0.05, 0.05, 0.025), (0.9, 0.1, 0.1), "plastic"),
-            Part("cable", "box", (0.03, 0.03, col_h * 0.6), dark, "rubber"),
+            Part("estop", "cylinder", (0.05, 0.05, 0.025), (0.9, 0.1, 0.1), "plastic",
+                 rest=PartState((0.1, HEAD_Y0 - 0.025, hb + 0.2), (math.pi / 2, 0.0, 0.0))),
+            Part("cable", "box", (0.03, 0.03, col_h * 0.6), dark, "rubber",
+                 rest=PartState((-0.1, COLUMN_Y + 0.1, col_h * 0.6 / 2))),
             Part("quill", "cylinder", (0.075, 0.075, QUILL_L), (0.85, 0.86, 0.9), "chrome"),
             Part("chuck", "cylinder", (CHUCK_D, CHUCK_D, CHUCK_H), (0.7, 0.71, 0.74), "steel"),
             Part("dog", "box", (0.04, 0.035, CHUCK_H * 0.9), (0.95, 0.45, 0.05), "paint"),
             Part("bit", "cylinder", (BIT_D, BIT_D, self._v("bit_length")), (0.25, 0.26, 0.3),
                  "steel"),
-            Part("hub", "cylinder", (0.08, 0.08, 0.07), dark, "paint"),
+            Part("hub", "cylinder", (0.08, 0.08, 0.07), dark, "paint",
+                 rest=PartState((0.18 + 0.035, 0.0, hb + 0.16), (0.0, math.pi / 2, 0.0))),
             # the vice
-            Part("jaw_back", "box", (JAW_L, JAW_T, self._jaw_h), dark, "steel"),
+            Part("jaw_back", "box", (JAW_L, JAW_T, self._jaw_h), dark, "steel",
+                 rest=PartState((0.0, wp / 2 + JAW_T / 2, th + jh / 2))),
             Part("jaw_front", "box", (JAW_L, JAW_T, self._jaw_h), dark, "steel"),
-            Part("vice_cyl", "cylinder", (0.08, 0.08, 0.12), (0.2, 0.35, 0.7), "paint"),
+            Part("vice_cyl", "cylinder", (0.08, 0.08, 0.12), (0.2, 0.35, 0.7), "paint",
+                 rest=PartState((0.0, self._vice_cyl_y(), th + jh / 2), (math.pi / 2, 0.0, 0.0))),
             Part("vice_rod", "cylinder", (0.025, 0.025, 1.0), (0.85, 0.86, 0.9), "chrome"),
             # the plate
             Part("plate", "box", (lp, wp, hp), plate, "paint"),
             Part("mark", "cylinder", (MARK_D, MARK_D, 0.002), (0.9, 0.08, 0.08), "paint"),
             Part("hole", "cylinder", (HOLE_D, HOLE_D, 0.004), (0.02, 0.02, 0.02), "rubber"),
             # infeed / outfeed
-            Part("cab_in", "box", (HOOD_L, 0.5, hp + 0.26), paint, "paint"),
-            Part("cab_out", "box", (HOOD_L, 0.5, hp + 0.26), paint, "paint"),
-            Part("cab_leg_in", "box", (0.3, 0.3, th - 0.1), paint, "paint"),
-            Part("cab_leg_out", "box", (0.3, 0.3, th - 0.1), paint, "paint"),
-            Part("slot_in", "box", (0.01, wp + 0.06, hp + 0.05), dark, "rubber"),
-            Part("slot_out", "box", (0.01, wp + 0.06, hp + 0.05), dark, "rubber"),
-            Part("stripe_in", "box", (0.012, 0.51, 0.05), yellow, "paint"),
-            Part("stripe_out", "box", (0.012, 0.51, 0.05), yellow, "paint"),
-            Part("frame_in", "box", (conv_len, 0.38, 0.08), paint, "paint"),
-            Part("frame_out", "box", (conv_len, 0.38, 0.08), paint, "paint"),
+            Part("cab_in", "box", (HOOD_L, 0.5, hp + 0.26), paint, "paint",
+                 rest=PartState((-(XH + HOOD_L / 2), 0.0, cab_z))),
+            Part("cab_out", "box", (HOOD_L, 0.5, hp + 0.26), paint, "paint",
+                 rest=PartState((XH + HOOD_L / 2, 0.0, cab_z))),
+            Part("cab_leg_in", "box", (0.3, 0.3, th - 0.1), paint, "paint",
+                 rest=PartState((-(XH + HOOD_L / 2), 0.0, (th - 0.1) / 2))),
+            Part("cab_leg_out", "box", (0.3, 0.3, th - 0.1), paint, "paint",
+                 rest=PartState((XH + HOOD_L / 2, 0.0, (th - 0.1) / 2))),
+            Part("slot_in", "box", (0.01, wp + 0.06, hp + 0.05), dark, "rubber",
+                 rest=PartState((-XH + 0.004, 0.0, th + (hp + 0.05) / 2))),
+            Part("slot_out", "box", (0.01, wp + 0.06, hp + 0.05), dark, "rubber",
+                 rest=PartState((XH - 0.004, 0.0, th + (hp + 0.05) / 2))),
+            Part("stripe_in", "box", (0.012, 0.51, 0.05), yellow, "paint",
+                 rest=PartState((-XH + 0.005, 0.0, cab_z + cab_h / 2 - 0.04))),
+            Part("stripe_out", "box", (0.012, 0.51, 0.05), yellow, "paint",
+                 rest=PartState((XH - 0.005, 0.0, cab_z + cab_h / 2 - 0.04))),
+            Part("frame_in", "box", (conv_len, 0.38, 0.08), paint, "paint",
+                 rest=PartState((-(0.37 + conv_len / 2), 0.0, th - 0.07))),
+            Part("frame_out", "box", (conv_len, 0.38, 0.08), paint, "paint",
+                 rest=PartState((0.37 + conv_len / 2, 0.0, th - 0.07))),
         ]
         parts += [Part(f"spoke_{i}", "box", (0.018, 0.018, 0.22), (0.8, 0.81, 0.84), "chrome")
                   for i in range(3)]
         parts += [Part(f"knob_{i}", "cylinder", (0.045, 0.045, 0.045), dark, "plastic")
                   for i in range(3)]
-        parts += [Part(f"roller_{s}{i}", "cylinder", (0.05, 0.05, 0.36), (0.7, 0.7, 0.72), "steel")
-                  for s in ("in", "out") for i in range(N_ROLLERS)]
-        parts += [Part(f"leg_{s}", "box", (0.06, 0.3, th - 0.11), paint, "paint")
-                  for s in ("in", "out")]
+        parts += [Part(f"roller_{s}{i}", "cylinder", (0.05, 0.05, 0.36), (0.7, 0.7, 0.72), "steel",
+                       rest=PartState((sign * float(x), 0.0, th - 0.025), (math.pi / 2, 0.0, 0.0)))
+                  for s, sign in (("in", -1.0), ("out", 1.0))
+                  for i, x in enumerate(np.linspace(0.42, XH - 0.05, N_ROLLERS))]
+        parts += [Part(f"leg_{s}", "box", (0.06, 0.3, th - 0.11), paint, "paint",
+                       rest=PartState((sign * (0.37 + conv_len / 2), 0.0, (th - 0.11) / 2)))
+                  for s, sign in (("in", -1.0), ("out", 1.0))]
         return {p.name: p for p in parts}
 
     def steps(self) -> list[Step]:
@@ -279,56 +308,6 @@ class Driller(Device):
                                            (a, 0.0, 0.0))
             pose[f"knob_{i}"] = PartState(tuple(float(v) for v in hub + 0.22 * d + [0.02, 0, 0]),
                                           (0.0, math.pi / 2, 0.0))
-        return pose
-
-    def pose(self, phase: float) -> Pose:
-        wp, hp, th = self._v("plate_width"), self._v("plate_height"), self._v("table_height")
-        hb = self._head_bottom
-        head_top = hb + HEAD_H
-        col_h = hb + HEAD_H - 0.03
-        head_y = (HEAD_Y0 + HEAD_Y1) / 2
-        jh = self._jaw_h
-        conv_len = XH - 0.37
-        cab_h = hp + 0.26
-        cab_z = th - 0.1 + cab_h / 2
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, 1.3, 2.0)),
-            "base": PartState((0.0, COLUMN_Y - 0.05, 0.05)),
-            "column": PartState((0.0, COLUMN_Y, col_h / 2)),
-            "collar": PartState((0.0, COLUMN_Y, th - 0.12)),
-            "table_arm": PartState((0.0, 0.33, th - 0.1)),
-            "table": PartState((0.0, -0.06, th - 0.04)),
-            "slot_0": PartState((0.0, -0.33, th + 0.001)),
-            "slot_1": PartState((0.0, 0.22, th + 0.001)),
-            "head": PartState((0.0, head_y, hb + HEAD_H / 2)),
-            "belt_guard": PartState((0.0, head_y, head_top + 0.065)),
-            "motor": PartState((0.0, 0.36, head_top + 0.13 + 0.15)),
-            "motor_cap": PartState((0.0, 0.36, head_top + 0.13 + 0.325)),
-            "panel": PartState((0.1, HEAD_Y0 - 0.01, hb + 0.25)),
-            "estop": PartState((0.1, HEAD_Y0 - 0.025, hb + 0.2), (math.pi / 2, 0.0, 0.0)),
-            "cable": PartState((-0.1, COLUMN_Y + 0.1, col_h * 0.6 / 2)),
-            "hub": PartState((0.18 + 0.035, 0.0, hb + 0.16), (0.0, math.pi / 2, 0.0)),
-            "jaw_back": PartState((0.0, wp / 2 + JAW_T / 2, th + jh / 2)),
-            "vice_cyl": PartState((0.0, self._vice_cyl_y(), th + jh / 2), (math.pi / 2, 0.0, 0.0)),
-            "cab_in": PartState((-(XH + HOOD_L / 2), 0.0, cab_z)),
-            "cab_out": PartState((XH + HOOD_L / 2, 0.0, cab_z)),
-            "cab_leg_in": PartState((-(XH + HOOD_L / 2), 0.0, (th - 0.1) / 2)),
-            "cab_leg_out": PartState((XH + HOOD_L / 2, 0.0, (th - 0.1) / 2)),
-            "slot_in": PartState((-XH + 0.004, 0.0, th + (hp + 0.05) / 2)),
-            "slot_out": PartState((XH - 0.004, 0.0, th + (hp + 0.05) / 2)),
-            "stripe_in": PartState((-XH + 0.005, 0.0, cab_z + cab_h / 2 - 0.04)),
-            "stripe_out": PartState((XH - 0.005, 0.0, cab_z + cab_h / 2 - 0.04)),
-            "frame_in": PartState((-(0.37 + conv_len / 2), 0.0, th - 0.07)),
-            "frame_out": PartState((0.37 + conv_len / 2, 0.0, th - 0.07)),
-            "leg_in": PartState((-(0.37 + conv_len / 2), 0.0, (th - 0.11) / 2)),
-            "leg_out": PartState((0.37 + conv_len / 2, 0.0, (th - 0.11) / 2)),
-        }
-        for side, sign in (("in", -1.0), ("out", 1.0)):
-            for i, x in enumerate(np.linspace(0.42, XH - 0.05, N_ROLLERS)):
-                pose[f"roller_{side}{i}"] = PartState((sign * float(x), 0.0, th - 0.025),
-                                                      (math.pi / 2, 0.0, 0.0))
-        pose.update(self.build(self.motion(phase)))
         return pose
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,18 +36,23 @@ MOVING = ("table", "load", "rod") + ARMS
 
 
 @dataclass(frozen=True)
+class Motion:
+    lift: float  # table lift, 0 .. lift_height
+    load_x: float  # x of the load's centre
+
+
+@dataclass(frozen=True)
 class _LiftFault(AnomalyKind):
     """Lifter-specific: the table's lift over raise..lower follows `_lift` instead of the
     program (the scissor, rod, table and load move together, as the machine would)."""
 
     def plan(self, device, schedule, cycle, rng):
-        fault = self._draw(rng)
+        fault, height = self._draw(rng), device._v("lift_height")
 
         def apply(pose, frame, phase):
-            lift = device.lift_of(pose)
-            edited = device.pose_at(self._lift(lift, device._v("lift_height"), fault),
-                                    pose["load"].location[0])
-            return self._finish(edited, lift, device._v("lift_height"), fault)
+            motion = device.read(pose)
+            pose.update(device.build(replace(motion, lift=self._lift(motion.lift, height, fault))))
+            return self._finish(pose, motion.lift, height, fault)
         return self._state_edit(schedule, cycle, apply, "raise", "lower")
 
     def _draw(self, rng) -> float:
@@ -148,21 +153,28 @@ class Lifter(Device):
     def parts(self) -> dict[str, Part]:
         tl, tw = self._v("table_length"), self._v("table_width")
         load = colorsys.hsv_to_rgb(self._v("load_hue"), 0.7, 0.8)
+        conv_h = BASE_TOP + COLLAPSED + TABLE_THICK
+        conv_x = tl / 2 + 0.05 + CONVEYOR_LEN / 2
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("base", "box", (tl + 0.1, tw + 0.1, BASE_TOP), (0.18, 0.19, 0.21), "paint"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete",
+                 rest=PartState((0.0, tw / 2 + 1.6, 2.0))),
+            Part("base", "box", (tl + 0.1, tw + 0.1, BASE_TOP), (0.18, 0.19, 0.21), "paint",
+                 rest=PartState((0.0, 0.0, BASE_TOP / 2))),
             Part("table", "box", (tl, tw, TABLE_THICK), (0.55, 0.57, 0.6), "steel"),
             Part("load", "box", (self._v("load_length"), self._v("load_width"),
                                  self._v("load_height")), tuple(load), "cardboard"),
-            Part("body", "cylinder", (0.14, 0.14, 0.08), (0.12, 0.12, 0.13), "paint"),
+            Part("body", "cylinder", (0.14, 0.14, 0.08), (0.12, 0.12, 0.13), "paint",
+                 rest=PartState((0.0, 0.0, BASE_TOP + 0.04))),
             Part("rod", "cylinder", (0.06, 0.06, 1.0), (0.82, 0.82, 0.85), "chrome"),
-            Part("infeed", "box", (CONVEYOR_LEN, tw * 0.9, BASE_TOP + COLLAPSED + TABLE_THICK),
-                 (0.22, 0.32, 0.48), "paint"),
-            Part("outfeed", "box", (CONVEYOR_LEN, tw * 0.9, BASE_TOP + COLLAPSED + TABLE_THICK),
-                 (0.22, 0.32, 0.48), "paint"),
-            Part("cabinet", "box", (0.35, 0.25, 0.6), (0.85, 0.86, 0.84), "paint"),
-            Part("beacon", "cylinder", (0.1, 0.1, 0.12), (0.95, 0.55, 0.05), "plastic"),
+            Part("infeed", "box", (CONVEYOR_LEN, tw * 0.9, conv_h), (0.22, 0.32, 0.48), "paint",
+                 rest=PartState((-conv_x, 0.0, conv_h / 2))),
+            Part("outfeed", "box", (CONVEYOR_LEN, tw * 0.9, conv_h), (0.22, 0.32, 0.48), "paint",
+                 rest=PartState((conv_x, 0.0, conv_h / 2))),
+            Part("cabinet", "box", (0.35, 0.25, 0.6), (0.85, 0.86, 0.84), "paint",
+                 rest=PartState((conv_x, tw / 2 + 0.45, 0.3))),
+            Part("beacon", "cylinder", (0.1, 0.1, 0.12), (0.95, 0.55, 0.05), "plastic",
+                 rest=PartState((conv_x, tw / 2 + 0.45, 0.66))),
         ]
         parts += [Part(a, "box", (self._arm_length, 0.04, 0.05), (0.92, 0.72, 0.08), "paint")
                   for a in ARMS]
@@ -179,51 +191,37 @@ class Lifter(Device):
             Step("idle", self._v("idle_seconds")),
         ]
 
-    def _lift_and_load_x(self, phase: float) -> tuple[float, float]:
-        """Table lift (0 .. lift_height) and load x at a phase: linear moves, as hydraulics do."""
+    def motion(self, phase: float) -> Motion:
+        """Table lift and load x at a phase: linear moves, as hydraulics do."""
         step, t = self.step_at(phase)
         h, far = self._v("lift_height"), self._travel
         lift = {"raise": t * h, "hold": h, "lower": (1 - t) * h}.get(step, 0.0)
         x = {"load_in": -far * (1 - t), "unload": far * t, "idle": far}.get(step, 0.0)
-        return lift, x
+        return Motion(lift, x)
 
-    def pose(self, phase: float) -> Pose:
-        return self.pose_at(*self._lift_and_load_x(phase))
+    def read(self, pose: Pose) -> Motion:
+        """The motion values a pose was built from (the inverse of `build`)."""
+        return Motion(pose["table"].location[2] - (BASE_TOP + COLLAPSED + TABLE_THICK / 2), pose["load"].location[0])
 
-    def lift_of(self, pose: Pose) -> float:
-        """The table lift a pose shows (inverse of `pose_at`)."""
-        return pose["table"].location[2] - (BASE_TOP + COLLAPSED + TABLE_THICK / 2)
-
-    def pose_at(self, lift: float, load_x: float) -> Pose:
-        """Every part for a table lift and a load position."""
-        tl, tw = self._v("table_length"), self._v("table_width")
-        span = COLLAPSED + lift  # scissor height between base top and table bottom
+    def build(self, m: Motion) -> Pose:
+        """The table, its load, the cylinder's rod and the scissor arms for motion values `m`."""
+        tw = self._v("table_width")
+        span = COLLAPSED + m.lift  # scissor height between base top and table bottom
         table_z = BASE_TOP + span + TABLE_THICK / 2
-        conv_h = BASE_TOP + COLLAPSED + TABLE_THICK
-        conv_x = tl / 2 + 0.05 + CONVEYOR_LEN / 2
         angle = math.asin(min(span / self._arm_length, 0.999))
         arm_z = BASE_TOP + span / 2
         side = tw / 2 - 0.04
         rod_len = span - 0.08
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, tw / 2 + 1.6, 2.0)),
-            "base": PartState((0.0, 0.0, BASE_TOP / 2)),
+        return {
             "table": PartState((0.0, 0.0, table_z)),
-            "load": PartState((load_x, 0.0, table_z + TABLE_THICK / 2 + self._v("load_height") / 2)),
-            "body": PartState((0.0, 0.0, BASE_TOP + 0.04)),
+            "load": PartState((m.load_x, 0.0, table_z + TABLE_THICK / 2 + self._v("load_height") / 2)),
             "rod": PartState((0.0, 0.0, BASE_TOP + 0.08 + rod_len / 2), scale=(1.0, 1.0, rod_len)),
-            "infeed": PartState((-conv_x, 0.0, conv_h / 2)),
-            "outfeed": PartState((conv_x, 0.0, conv_h / 2)),
-            "cabinet": PartState((conv_x, tw / 2 + 0.45, 0.3)),
-            "beacon": PartState((conv_x, tw / 2 + 0.45, 0.66)),
             # the two bars of a pair cross side by side, 5 cm apart
             "arm_front_a": PartState((0.0, -side, arm_z), rotation=(0.0, angle, 0.0)),
             "arm_front_b": PartState((0.0, -side + 0.05, arm_z), rotation=(0.0, -angle, 0.0)),
             "arm_back_a": PartState((0.0, side, arm_z), rotation=(0.0, angle, 0.0)),
             "arm_back_b": PartState((0.0, side - 0.05, arm_z), rotation=(0.0, -angle, 0.0)),
         }
-        return pose
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         far = self._travel + self._v("load_length") / 2
