@@ -25,6 +25,14 @@ RAM = ("ram", "punch", "rod_l", "rod_r")
 SHEET = ("sheet", "dome")
 
 
+@dataclass(frozen=True)
+class Motion:
+    sheet_x: float
+    punch_z: float  # punch bottom
+    feeder_x: float
+    stamped: bool  # the dome is on the sheet
+
+
 class Press(Device):
     name = "press"
     description = "stamping press: sheet fed onto the die, ram down, dwell, ram up, part ejected"
@@ -83,33 +91,56 @@ class Press(Device):
         dark, steel, yellow = (0.16, 0.16, 0.17), (0.55, 0.57, 0.6), (0.95, 0.8, 0.1)
         up_h = self.crown_bottom - BASE_TOP
         table = abs(self.x_in) + sl / 2 + 0.1 - (0.7 * sl / 2 + 0.06)
+        ux, uy = W / 2 + 0.125, D / 2 - 0.125
+        die_half = 0.7 * sl / 2 + 0.06
+        table_mid = (abs(self.x_in) + sl / 2 + 0.1 + die_half) / 2
+        crown_z = self.crown_bottom + CROWN_H / 2
+        upright_at = ((-ux, -uy), (ux, -uy), (-ux, uy), (ux, uy))
+        button = (np.pi / 2, 0.0, 0.0)
         p = [
-            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (16.0, 0.1, 5.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("base", "box", (W + 0.6, D + 0.3, BASE_TOP), paint, "paint"),
-            Part("bolster", "box", (W - 0.05, D - 0.1, BED - BASE_TOP), steel, "steel"),
-            *[Part(f"upright_{i}", "box", (0.25, 0.25, up_h), paint, "paint") for i in range(4)],
-            Part("crown", "box", (W + 0.6, D + 0.3, CROWN_H), paint, "paint"),
-            Part("motor", "box", (0.5, 0.4, 0.35), (0.2, 0.35, 0.25), "paint"),
-            Part("flywheel", "cylinder", (0.75, 0.75, 0.18), dark, "steel"),
-            Part("belt_guard", "box", (0.5, 0.06, 0.55), yellow, "paint"),
+            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (16.0, 0.1, 5.0), (0.72, 0.71, 0.68), "concrete",
+                 rest=PartState((0.0, D / 2 + 1.0, 2.5))),
+            Part("base", "box", (W + 0.6, D + 0.3, BASE_TOP), paint, "paint", rest=PartState((0.0, 0.0, BASE_TOP / 2))),
+            Part("bolster", "box", (W - 0.05, D - 0.1, BED - BASE_TOP), steel, "steel",
+                 rest=PartState((0.0, 0.0, (BED + BASE_TOP) / 2))),
+            *[Part(f"upright_{i}", "box", (0.25, 0.25, up_h), paint, "paint",
+                   rest=PartState((x, y, BASE_TOP + up_h / 2))) for i, (x, y) in enumerate(upright_at)],
+            Part("crown", "box", (W + 0.6, D + 0.3, CROWN_H), paint, "paint", rest=PartState((0.0, 0.0, crown_z))),
+            Part("motor", "box", (0.5, 0.4, 0.35), (0.2, 0.35, 0.25), "paint",
+                 rest=PartState((-0.2 * W, 0.1, self.crown_bottom + CROWN_H + 0.175))),
+            Part("flywheel", "cylinder", (0.75, 0.75, 0.18), dark, "steel",
+                 rest=PartState((W / 2 + 0.4, 0.0, crown_z), rotation=(np.pi / 2, 0.0, 0.0))),
+            Part("belt_guard", "box", (0.5, 0.06, 0.55), yellow, "paint",
+                 rest=PartState((W / 2 + 0.4, -0.14, crown_z))),
             Part("ram", "box", (W - 0.1, D - 0.3, RAM_H), paint, "paint"),
             Part("punch", "box", (0.7 * sl, 0.7 * sw, PUNCH_H), dark, "steel"),
             Part("rod_l", "cylinder", (0.12, 0.12, 1.0), (0.85, 0.85, 0.88), "chrome"),
             Part("rod_r", "cylinder", (0.12, 0.12, 1.0), (0.85, 0.85, 0.88), "chrome"),
-            Part("die", "box", (0.7 * sl + 0.1, 0.7 * sw + 0.1, DIE_TOP - BED), dark, "steel"),
-            Part("curtain_l", "box", (0.05, 0.05, 0.9), yellow, "paint"),
-            Part("curtain_r", "box", (0.05, 0.05, 0.9), yellow, "paint"),
-            Part("feed_table", "box", (table, sw + 0.2, 0.05), steel, "steel"),
-            Part("out_table", "box", (table, sw + 0.2, 0.05), (0.08, 0.08, 0.08), "rubber"),
-            Part("feed_leg", "box", (0.08, 0.08, DIE_TOP - 0.05), dark, "paint"),
-            Part("out_leg", "box", (0.08, 0.08, DIE_TOP - 0.05), dark, "paint"),
+            Part("die", "box", (0.7 * sl + 0.1, 0.7 * sw + 0.1, DIE_TOP - BED), dark, "steel",
+                 rest=PartState((0.0, 0.0, (DIE_TOP + BED) / 2))),
+            Part("curtain_l", "box", (0.05, 0.05, 0.9), yellow, "paint",
+                 rest=PartState((-W / 2 + 0.03, -D / 2 - 0.03, BED + 0.45))),
+            Part("curtain_r", "box", (0.05, 0.05, 0.9), yellow, "paint",
+                 rest=PartState((W / 2 - 0.03, -D / 2 - 0.03, BED + 0.45))),
+            Part("feed_table", "box", (table, sw + 0.2, 0.05), steel, "steel",
+                 rest=PartState((-table_mid, 0.0, DIE_TOP - 0.025))),
+            Part("out_table", "box", (table, sw + 0.2, 0.05), (0.08, 0.08, 0.08), "rubber",
+                 rest=PartState((table_mid, 0.0, DIE_TOP - 0.025))),
+            Part("feed_leg", "box", (0.08, 0.08, DIE_TOP - 0.05), dark, "paint",
+                 rest=PartState((self.x_in, 0.0, (DIE_TOP - 0.05) / 2))),
+            Part("out_leg", "box", (0.08, 0.08, DIE_TOP - 0.05), dark, "paint",
+                 rest=PartState((self.x_out, 0.0, (DIE_TOP - 0.05) / 2))),
             Part("feeder", "box", (0.04, 0.8 * sw, 0.06), (0.95, 0.45, 0.05), "paint"),
-            Part("feeder_rail", "box", (table, 0.05, 0.05), dark, "steel"),
-            Part("panel", "box", (0.4, 0.2, 0.5), (0.82, 0.83, 0.8), "paint"),
-            Part("panel_post", "box", (0.08, 0.08, 1.0), dark, "paint"),
-            Part("button_l", "cylinder", (0.07, 0.07, 0.04), (0.1, 0.7, 0.15), "plastic"),
-            Part("button_r", "cylinder", (0.07, 0.07, 0.04), (0.85, 0.1, 0.1), "plastic"),
+            Part("feeder_rail", "box", (table, 0.05, 0.05), dark, "steel",
+                 rest=PartState((-table_mid, sw / 2 + 0.13, DIE_TOP + 0.0))),
+            Part("panel", "box", (0.4, 0.2, 0.5), (0.82, 0.83, 0.8), "paint",
+                 rest=PartState((self.x_in, D / 2 + 0.35, 1.2))),
+            Part("panel_post", "box", (0.08, 0.08, 1.0), dark, "paint", rest=PartState((self.x_in, D / 2 + 0.35, 0.5))),
+            Part("button_l", "cylinder", (0.07, 0.07, 0.04), (0.1, 0.7, 0.15), "plastic",
+                 rest=PartState((self.x_in - 0.1, D / 2 + 0.24, 1.25), rotation=button)),
+            Part("button_r", "cylinder", (0.07, 0.07, 0.04), (0.85, 0.1, 0.1), "plastic",
+                 rest=PartState((self.x_in + 0.1, D / 2 + 0.24, 1.25), rotation=button)),
             Part("sheet", "box", (sl, sw, THICK), sheet, "steel"),
             Part("dome", "box", (0.65 * sl, 0.6 * sw, 0.04), sheet, "steel"),
         ]
@@ -125,23 +156,22 @@ class Press(Device):
 
     # ------------------------------------------------------------------ the program
 
-    def state(self, phase: float) -> tuple[float, float, float, bool]:
-        """(sheet x, punch bottom z, feeder x, stamped)."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         up, low = self.punch_up, DIE_TOP + THICK
         home, end = self.feeder_home, self.feeder_end
         if step == "feed":
             x = self.x_in * (1 - t)
-            return x, up, x - self._v("sheet_length") / 2 - 0.02, False
+            return Motion(x, up, x - self._v("sheet_length") / 2 - 0.02, False)
         if step == "down":
-            return 0.0, up - t * (up - low), end, False
+            return Motion(0.0, up - t * (up - low), end, False)
         if step == "dwell":
-            return 0.0, low, end, True
+            return Motion(0.0, low, end, True)
         if step == "up":
-            return 0.0, low + t * (up - low), end, True
+            return Motion(0.0, low + t * (up - low), end, True)
         if step == "eject":  # the feeder goes back while the part leaves
-            return t * self.x_out, up, end + t * (home - end), True
-        return self.x_out, up, home, True  # idle
+            return Motion(t * self.x_out, up, end + t * (home - end), True)
+        return Motion(self.x_out, up, home, True)  # idle
 
     def ram(self, punch_z: float) -> Pose:
         W = self.window
@@ -158,45 +188,9 @@ class Press(Device):
                 "dome": PartState((x if dome_x is None else dome_x, 0.0, DIE_TOP + THICK + 0.02),
                                   visible=stamped)}
 
-    def pose(self, phase: float) -> Pose:
-        x, pz, fx, stamped = self.state(phase)
-        return {**self._static(), **self.ram(pz), **self.sheet(x, stamped),
-                "feeder": PartState((fx, 0.0, DIE_TOP + 0.03))}
-
-    def _static(self) -> Pose:
-        W, D, sl, sw = self.window, self.depth, self._v("sheet_length"), self._v("sheet_width")
-        up_h = self.crown_bottom - BASE_TOP
-        ux, uy = W / 2 + 0.125, D / 2 - 0.125
-        die_half = 0.7 * sl / 2 + 0.06
-        table_mid = (abs(self.x_in) + sl / 2 + 0.1 + die_half) / 2
-        crown_z = self.crown_bottom + CROWN_H / 2
-        s = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, D / 2 + 1.0, 2.5)),
-            "base": PartState((0.0, 0.0, BASE_TOP / 2)),
-            "bolster": PartState((0.0, 0.0, (BED + BASE_TOP) / 2)),
-            "crown": PartState((0.0, 0.0, crown_z)),
-            "motor": PartState((-0.2 * W, 0.1, self.crown_bottom + CROWN_H + 0.175)),
-            "flywheel": PartState((W / 2 + 0.4, 0.0, crown_z), rotation=(np.pi / 2, 0.0, 0.0)),
-            "belt_guard": PartState((W / 2 + 0.4, -0.14, crown_z)),
-            "die": PartState((0.0, 0.0, (DIE_TOP + BED) / 2)),
-            "curtain_l": PartState((-W / 2 + 0.03, -D / 2 - 0.03, BED + 0.45)),
-            "curtain_r": PartState((W / 2 - 0.03, -D / 2 - 0.03, BED + 0.45)),
-            "feed_table": PartState((-table_mid, 0.0, DIE_TOP - 0.025)),
-            "out_table": PartState((table_mid, 0.0, DIE_TOP - 0.025)),
-            "feed_leg": PartState((self.x_in, 0.0, (DIE_TOP - 0.05) / 2)),
-            "out_leg": PartState((self.x_out, 0.0, (DIE_TOP - 0.05) / 2)),
-            "feeder_rail": PartState((-table_mid, sw / 2 + 0.13, DIE_TOP + 0.0)),
-            "panel_post": PartState((self.x_in, D / 2 + 0.35, 0.5)),
-            "panel": PartState((self.x_in, D / 2 + 0.35, 1.2)),
-            "button_l": PartState((self.x_in - 0.1, D / 2 + 0.24, 1.25),
-                                  rotation=(np.pi / 2, 0.0, 0.0)),
-            "button_r": PartState((self.x_in + 0.1, D / 2 + 0.24, 1.25),
-                                  rotation=(np.pi / 2, 0.0, 0.0)),
-        }
-        for i, (x, y) in enumerate(((-ux, -uy), (ux, -uy), (-ux, uy), (ux, uy))):
-            s[f"upright_{i}"] = PartState((x, y, BASE_TOP + up_h / 2))
-        return s
+    def build(self, m: Motion) -> Pose:
+        return {**self.ram(m.punch_z), **self.sheet(m.sheet_x, m.stamped),
+                "feeder": PartState((m.feeder_x, 0.0, DIE_TOP + 0.03))}
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         sl, D = self._v("sheet_length"), self.depth
