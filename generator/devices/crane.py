@@ -32,6 +32,15 @@ MOVING = BRIDGE + HANGING + ("load",)
 COLUMNS = 2
 
 
+@dataclass(frozen=True)
+class Motion:
+    x: float  # bridge
+    y: float  # trolley
+    hook_z: float
+    load_at: str  # "a" | "b" | "hook"
+    slings: bool  # the slings hooked on
+
+
 class Crane(Device):
     name = "crane"
     description = "overhead gantry crane: hooks a load, hoists, travels, sets it down, returns"
@@ -99,13 +108,18 @@ class Crane(Device):
         load = tuple(colorsys.hsv_to_rgb(self._v("load_hue"), 0.6, 0.7))
         dark, grey, black = (0.17, 0.17, 0.18), (0.42, 0.44, 0.47), (0.05, 0.05, 0.05)
         runway = self.x_hi - self.x_lo + 0.4
+        mid = (self.x_lo + self.x_hi) / 2
+        skid, wood = (0.12, lw + 0.2, SKID), (0.6, 0.45, 0.27)
         p = [
-            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (16.0, 0.1, 5.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("runway_near", "box", (runway, 0.2, 0.3), grey, "steel"),
-            Part("runway_far", "box", (runway, 0.2, 0.3), grey, "steel"),
-            *[Part(f"column_{s}_{i}", "box", (0.22, 0.22, hr - 0.3), grey, "steel")
-              for s in ("near", "far") for i in range(COLUMNS)],
+            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (16.0, 0.1, 5.0), (0.72, 0.71, 0.68), "concrete",
+                 rest=PartState((0.0, span / 2 + 0.9, 2.5))),
+            Part("runway_near", "box", (runway, 0.2, 0.3), grey, "steel", rest=PartState((mid, -span / 2, hr - 0.15))),
+            Part("runway_far", "box", (runway, 0.2, 0.3), grey, "steel", rest=PartState((mid, span / 2, hr - 0.15))),
+            *[Part(f"column_{side}_{i}", "box", (0.22, 0.22, hr - 0.3), grey, "steel",
+                   rest=PartState((float(x), y, (hr - 0.3) / 2)))
+              for side, y in (("near", -span / 2), ("far", span / 2))
+              for i, x in enumerate(np.linspace(self.x_lo, self.x_hi, COLUMNS))],
             Part("girder_a", "box", (0.16, span + 0.3, 0.35), paint, "paint"),
             Part("girder_b", "box", (0.16, span + 0.3, 0.35), paint, "paint"),
             Part("end_near", "box", (0.9, 0.25, 0.3), paint, "paint"),
@@ -120,12 +134,14 @@ class Crane(Device):
             Part("sling_a", "box", (0.06, 0.1, 1.0), (0.15, 0.35, 0.85), "plastic"),
             Part("sling_b", "box", (0.06, 0.1, 1.0), (0.15, 0.35, 0.85), "plastic"),
             Part("load", "box", (ll, lw, lh), load, "steel"),
-            Part("skid_a1", "box", (0.12, lw + 0.2, SKID), (0.6, 0.45, 0.27), "cardboard"),
-            Part("skid_a2", "box", (0.12, lw + 0.2, SKID), (0.6, 0.45, 0.27), "cardboard"),
-            Part("skid_b1", "box", (0.12, lw + 0.2, SKID), (0.6, 0.45, 0.27), "cardboard"),
-            Part("skid_b2", "box", (0.12, lw + 0.2, SKID), (0.6, 0.45, 0.27), "cardboard"),
-            Part("mark_b", "box", (ll + 0.3, lw + 0.3, 0.003), (0.92, 0.78, 0.1), "paint"),
-            Part("walkway_line", "box", (16.0, 0.08, 0.004), (0.92, 0.78, 0.1), "paint"),
+            Part("skid_a1", "box", skid, wood, "cardboard", rest=PartState((self.xa - 0.3 * ll, self.ya, SKID / 2))),
+            Part("skid_a2", "box", skid, wood, "cardboard", rest=PartState((self.xa + 0.3 * ll, self.ya, SKID / 2))),
+            Part("skid_b1", "box", skid, wood, "cardboard", rest=PartState((self.xb - 0.3 * ll, self.yb, SKID / 2))),
+            Part("skid_b2", "box", skid, wood, "cardboard", rest=PartState((self.xb + 0.3 * ll, self.yb, SKID / 2))),
+            Part("mark_b", "box", (ll + 0.3, lw + 0.3, 0.003), (0.92, 0.78, 0.1), "paint",
+                 rest=PartState((self.xb, self.yb, 0.0015))),
+            Part("walkway_line", "box", (16.0, 0.08, 0.004), (0.92, 0.78, 0.1), "paint",
+                 rest=PartState((0.0, -span / 2 - 0.35, 0.002))),
         ]
         return {q.name: q for q in p}
 
@@ -140,28 +156,26 @@ class Crane(Device):
 
     # ------------------------------------------------------------------ the program
 
-    def state(self, phase: float) -> tuple[float, float, float, str, bool]:
-        """(bridge x, trolley y, hook z, where the load is: 'a' | 'b' | 'hook', slings on)."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         za, zt = self.z_grab, self.z_travel
         if step == "lower_empty":
-            return self.xa, self.ya, zt - t * (zt - za), "a", False
+            return Motion(self.xa, self.ya, zt - t * (zt - za), "a", False)
         if step == "hook":
-            return self.xa, self.ya, za, "a", t >= 0.5
+            return Motion(self.xa, self.ya, za, "a", t >= 0.5)
         if step == "hoist":
-            return self.xa, self.ya, za + t * (zt - za), "hook", True
+            return Motion(self.xa, self.ya, za + t * (zt - za), "hook", True)
         if step == "travel":
-            return (self.xa + t * (self.xb - self.xa), self.ya + t * (self.yb - self.ya), zt,
-                    "hook", True)
+            return Motion(self.xa + t * (self.xb - self.xa), self.ya + t * (self.yb - self.ya), zt, "hook", True)
         if step == "lower":
-            return self.xb, self.yb, zt - t * (zt - za), "hook", True
+            return Motion(self.xb, self.yb, zt - t * (zt - za), "hook", True)
         if step == "release":
-            return self.xb, self.yb, za, "b", t < 0.5
+            return Motion(self.xb, self.yb, za, "b", t < 0.5)
         if step == "raise_empty":
-            return self.xb, self.yb, za + t * (zt - za), "b", False
+            return Motion(self.xb, self.yb, za + t * (zt - za), "b", False)
         if step == "return":
-            return self.xb + t * (self.xa - self.xb), self.yb + t * (self.ya - self.yb), zt, "b", False
-        return self.xa, self.ya, zt, "b", False  # idle
+            return Motion(self.xb + t * (self.xa - self.xb), self.yb + t * (self.ya - self.yb), zt, "b", False)
+        return Motion(self.xa, self.ya, zt, "b", False)  # idle
 
     def rig(self, x: float, y: float, hz: float, load_at: str, slings: bool) -> Pose:
         """Bridge, trolley, hook, slings and load for bridge x, trolley y and hook point z."""
@@ -198,33 +212,13 @@ class Crane(Device):
             s["load"] = PartState((self.xb, self.yb, SKID + lh / 2))
         return s
 
-    def pose(self, phase: float) -> Pose:
-        return {**self._static(), **self.rig(*self.state(phase))}
+    def build(self, m: Motion) -> Pose:
+        return self.rig(m.x, m.y, m.hook_z, m.load_at, m.slings)
 
-    def read(self, pose: Pose) -> tuple[float, float, float]:
+    def hook_point(self, pose: Pose) -> tuple[float, float, float]:
         """(bridge x, trolley y, hook z) of a pose."""
         x, y, _ = pose["trolley"].location
         return x, y, pose["hook"].location[2] - 0.07
-
-    def _static(self) -> Pose:
-        span, hr = self._v("span"), self._v("runway_height")
-        mid = (self.x_lo + self.x_hi) / 2
-        s = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, span / 2 + 0.9, 2.5)),
-            "runway_near": PartState((mid, -span / 2, hr - 0.15)),
-            "runway_far": PartState((mid, span / 2, hr - 0.15)),
-            "mark_b": PartState((self.xb, self.yb, 0.0015)),
-            "walkway_line": PartState((0.0, -span / 2 - 0.35, 0.002)),
-        }
-        for side, y in (("near", -span / 2), ("far", span / 2)):
-            for i, x in enumerate(np.linspace(self.x_lo, self.x_hi, COLUMNS)):
-                s[f"column_{side}_{i}"] = PartState((float(x), y, (hr - 0.3) / 2))
-        ll = self._v("load_length")
-        for spot, x, y in (("a", self.xa, self.ya), ("b", self.xb, self.yb)):
-            s[f"skid_{spot}1"] = PartState((x - 0.3 * ll, y, SKID / 2))
-            s[f"skid_{spot}2"] = PartState((x + 0.3 * ll, y, SKID / 2))
-        return s
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         span = self._v("span")
@@ -237,7 +231,7 @@ class Crane(Device):
 
 def _loaded(device: Crane, pose: Pose) -> tuple[str, bool]:
     """Where the load is in a pose, and whether the slings are on."""
-    x, y, hz = device.read(pose)
+    x, y, hz = device.hook_point(pose)
     lx, ly, lz = pose["load"].location
     on_hook = abs(lz - (hz - SLING_H - device._v("load_height") / 2)) < 1e-9 and \
         abs(lx - x) < 1e-9 and abs(ly - y) < 1e-9
@@ -257,7 +251,7 @@ class Swing(AnomalyKind):
         sign = rng.choice([-1.0, 1.0])
 
         def apply(pose, frame, phase):
-            x, y, hz = device.read(pose)
+            x, y, hz = device.hook_point(pose)
             p = (x - device.xa) / (device.xb - device.xa)
             theta = sign * amp * math.sin(math.pi * p) * (0.6 + 0.4 * math.sin(2 * math.pi * waves * p))
             phi = -theta
@@ -286,7 +280,7 @@ class WrongSpot(AnomalyKind):
             return xa + (x - xa) * (xb + off - xa) / (xb - xa)
 
         def apply(pose, frame, phase):
-            x, y, hz = device.read(pose)
+            x, y, hz = device.hook_point(pose)
             where, slings = _loaded(device, pose)
             rig = device.rig(remap(x), y, hz, where, slings)
             if where == "a":
@@ -307,7 +301,7 @@ class NotHooked(AnomalyKind):
     def plan(self, device, schedule, cycle, rng):
 
         def apply(pose, frame, phase):
-            x, y, hz = device.read(pose)
+            x, y, hz = device.hook_point(pose)
             pose.update(device.rig(x, y, hz, "a", False))
             return pose
         return self._state_edit(schedule, cycle, apply, "hook")
@@ -325,7 +319,7 @@ class DragsLoad(AnomalyKind):
         za, zt, lh = device.z_grab, device.z_travel, device._v("load_height")
 
         def apply(pose, frame, phase):
-            x, y, hz = device.read(pose)
+            x, y, hz = device.hook_point(pose)
             if abs(hz - zt) < 1e-9:  # a travel pose: at the load's height instead
                 rig = device.rig(x, y, za, "hook", True)
                 lx, ly, _ = rig["load"].location
