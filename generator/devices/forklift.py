@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,6 +48,14 @@ LIFT = ("carriage", "backrest_top", "backrest_l", "backrest_m", "backrest_r", "s
         "chain_l", "chain_r")
 TRUCK = BODY + LIFT
 MOVING = TRUCK + ("pallet", "load")
+
+
+@dataclass(frozen=True)
+class Motion:
+    cx: float  # x of the carriage face
+    fork_z: float
+    pallet_x: float  # centre
+    pallet_z: float  # bottom
 
 
 class Forklift(Device):
@@ -105,23 +114,36 @@ class Forklift(Device):
         dark, black, steel = (0.16, 0.16, 0.17), (0.05, 0.05, 0.05), (0.5, 0.52, 0.55)
         wood, blue, orange = (0.62, 0.45, 0.26), (0.12, 0.3, 0.6), (0.95, 0.5, 0.08)
         yellow = (0.92, 0.78, 0.1)
-        rh = self.rack_height
+        h, xr, rh = self._v("shelf_height"), self.x_rack, self.rack_height
+        fx, bx = xr - pl / 2 + 0.05, xr + pl / 2 - 0.05
+        uy = pw / 2 + 0.12
+        upright_at = ((fx, -uy), (fx, uy), (bx, -uy), (bx, uy))
+        # a diagonal brace on each side frame, from low front to high back
+        dz = h - 0.35
+        angle = math.atan2(dz, bx - fx)
+        length = math.hypot(dz, bx - fx) / pl
+
+        def brace(y: float) -> PartState:
+            return PartState((xr, y, 0.25 + dz / 2), rotation=(0.0, -angle, 0.0), scale=(length, 1.0, 1.0))
         p = [
-            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (16.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("lane_front", "box", (16.0, 0.08, 0.004), yellow, "paint"),
-            Part("lane_back", "box", (16.0, 0.08, 0.004), yellow, "paint"),
-            Part("pickup_mark", "box", (pl + 0.16, pw + 0.16, 0.003), (0.85, 0.85, 0.8), "paint"),
+            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (16.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, 1.7, 2.0))),
+            Part("lane_front", "box", (16.0, 0.08, 0.004), yellow, "paint", rest=PartState((0.0, -0.95, 0.002))),
+            Part("lane_back", "box", (16.0, 0.08, 0.004), yellow, "paint", rest=PartState((0.0, 0.95, 0.002))),
+            Part("pickup_mark", "box", (pl + 0.16, pw + 0.16, 0.003), (0.85, 0.85, 0.8), "paint",
+                 rest=PartState((0.0, 0.0, 0.0015))),
             # the rack: four uprights, shelf beams, top beams, side bracing, stock below
-            *[Part(f"upright_{i}", "box", (0.08, 0.08, rh), blue, "paint") for i in range(4)],
-            Part("beam_front", "box", (0.06, pw + 0.32, 0.1), orange, "paint"),
-            Part("beam_back", "box", (0.06, pw + 0.32, 0.1), orange, "paint"),
-            Part("top_front", "box", (0.06, pw + 0.32, 0.1), orange, "paint"),
-            Part("top_back", "box", (0.06, pw + 0.32, 0.1), orange, "paint"),
-            Part("brace_near", "box", (pl, 0.03, 0.04), blue, "paint"),
-            Part("brace_far", "box", (pl, 0.03, 0.04), blue, "paint"),
-            Part("stock_pallet", "box", (pl, pw, PALLET_H), wood, "cardboard"),
-            Part("stock_load", "box", (pl - 0.1, pw - 0.1, 0.4), (0.7, 0.6, 0.42), "cardboard"),
+            *[Part(f"upright_{i}", "box", (0.08, 0.08, rh), blue, "paint", rest=PartState((x, y, rh / 2)))
+              for i, (x, y) in enumerate(upright_at)],
+            Part("beam_front", "box", (0.06, pw + 0.32, 0.1), orange, "paint", rest=PartState((fx, 0.0, h - 0.05))),
+            Part("beam_back", "box", (0.06, pw + 0.32, 0.1), orange, "paint", rest=PartState((bx, 0.0, h - 0.05))),
+            Part("top_front", "box", (0.06, pw + 0.32, 0.1), orange, "paint", rest=PartState((fx, 0.0, rh - 0.08))),
+            Part("top_back", "box", (0.06, pw + 0.32, 0.1), orange, "paint", rest=PartState((bx, 0.0, rh - 0.08))),
+            Part("brace_near", "box", (pl, 0.03, 0.04), blue, "paint", rest=brace(-uy)),
+            Part("brace_far", "box", (pl, 0.03, 0.04), blue, "paint", rest=brace(uy)),
+            Part("stock_pallet", "box", (pl, pw, PALLET_H), wood, "cardboard", rest=PartState((xr, 0.0, PALLET_H / 2))),
+            Part("stock_load", "box", (pl - 0.1, pw - 0.1, 0.4), (0.7, 0.6, 0.42), "cardboard",
+                 rest=PartState((xr, 0.0, PALLET_H + 0.2))),
             # the work piece
             Part("pallet", "box", (pl, pw, PALLET_H), wood, "cardboard"),
             Part("load", "box", (pl - 0.08, pw - 0.08, lh), load, "plastic"),
@@ -179,35 +201,34 @@ class Forklift(Device):
 
     # ------------------------------------------------------------------ the program
 
-    def state(self, phase: float) -> tuple[float, float, tuple[float, float]]:
-        """(cx, fork_z, (pallet centre x, pallet bottom z)) of the normal program at a phase."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         h, ch = self._v("shelf_height"), self._v("carry_height")
         top = FZ0 + h + CLEAR
         if step == "approach":
             cx = self.cx_home + t * (self.cx_pick - self.cx_home)
-            return cx, FZ0, (0.0, 0.0)
+            return Motion(cx, FZ0, 0.0, 0.0)
         if step == "lift":
             fz = FZ0 + t * ch
-            return self.cx_pick, fz, (self.carried_x(self.cx_pick), fz - FZ0)
+            return Motion(self.cx_pick, fz, self.carried_x(self.cx_pick), fz - FZ0)
         if step == "carry":
             cx = self.cx_pick + t * (self.cx_rack - self.cx_pick)
             fz = FZ0 + ch
-            return cx, fz, (self.carried_x(cx), fz - FZ0)
+            return Motion(cx, fz, self.carried_x(cx), fz - FZ0)
         if step == "raise":
             fz = FZ0 + ch + t * (top - FZ0 - ch)
-            return self.cx_rack, fz, (self.x_rack, fz - FZ0)
+            return Motion(self.cx_rack, fz, self.x_rack, fz - FZ0)
         if step == "lower":
             fz = top - t * (CLEAR + SET_DOWN)
-            return self.cx_rack, fz, (self.x_rack, max(fz - FZ0, h))
+            return Motion(self.cx_rack, fz, self.x_rack, max(fz - FZ0, h))
         if step == "back_off":
             d = t * (self.cx_rack - self.cx_home)
             out = self.fork_len + 0.15  # forks clear of the rack: they may come down
             high = FZ0 + h - SET_DOWN
             fz = high if d < out else high - (high - FZ0) * (d - out) / (
                 self.cx_rack - self.cx_home - out)
-            return self.cx_rack - d, fz, (self.x_rack, h)
-        return self.cx_home, FZ0, (self.x_rack, h)  # idle
+            return Motion(self.cx_rack - d, fz, self.x_rack, h)
+        return Motion(self.cx_home, FZ0, self.x_rack, h)  # idle
 
     def _truck(self, cx: float, fz: float) -> Pose:
         """Every part of the truck with the carriage face at x = cx and the forks at height fz."""
@@ -265,47 +286,15 @@ class Forklift(Device):
         return {"pallet": PartState((x, y, bottom + PALLET_H / 2)),
                 "load": PartState((x, y, bottom + PALLET_H + lh / 2))}
 
-    def _static(self) -> Pose:
-        pl, pw, h = self._v("pallet_length"), self._v("pallet_width"), self._v("shelf_height")
-        xr, rh = self.x_rack, self.rack_height
-        fx, bx = xr - pl / 2 + 0.05, xr + pl / 2 - 0.05
-        uy = pw / 2 + 0.12
-        s = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, 1.7, 2.0)),
-            "lane_front": PartState((0.0, -0.95, 0.002)),
-            "lane_back": PartState((0.0, 0.95, 0.002)),
-            "pickup_mark": PartState((0.0, 0.0, 0.0015)),
-            "upright_0": PartState((fx, -uy, rh / 2)),
-            "upright_1": PartState((fx, uy, rh / 2)),
-            "upright_2": PartState((bx, -uy, rh / 2)),
-            "upright_3": PartState((bx, uy, rh / 2)),
-            "beam_front": PartState((fx, 0.0, h - 0.05)),
-            "beam_back": PartState((bx, 0.0, h - 0.05)),
-            "top_front": PartState((fx, 0.0, rh - 0.08)),
-            "top_back": PartState((bx, 0.0, rh - 0.08)),
-            "stock_pallet": PartState((xr, 0.0, PALLET_H / 2)),
-            "stock_load": PartState((xr, 0.0, PALLET_H + 0.2)),
-        }
-        # a diagonal brace on each side frame, from low front to high back
-        dz = h - 0.35
-        angle = math.atan2(dz, bx - fx)
-        length = math.hypot(dz, bx - fx) / pl
-        for name, y in (("brace_near", -uy), ("brace_far", uy)):
-            s[name] = PartState((xr, y, 0.25 + dz / 2), rotation=(0.0, -angle, 0.0),
-                                scale=(length, 1.0, 1.0))
-        return s
+    def build(self, m: Motion) -> Pose:
+        return {**self._truck(m.cx, m.fork_z), **self._pallet(m.pallet_x, m.pallet_z)}
 
-    def pose(self, phase: float) -> Pose:
-        cx, fz, (px, pz) = self.state(phase)
-        return {**self._static(), **self._truck(cx, fz), **self._pallet(px, pz)}
-
-    def read(self, pose: Pose) -> tuple[float, float]:
+    def truck_at(self, pose: Pose) -> tuple[float, float]:
         """(cx, fork_z) of the truck in a pose."""
         return pose["carriage"].location[0] + 0.03, pose["fork_l"].location[2]
 
     def carrying(self, pose: Pose) -> bool:
-        cx, fz = self.read(pose)
+        cx, fz = self.truck_at(pose)
         px, _, pz = pose["pallet"].location
         return abs(px - self.carried_x(cx)) < 1e-6 and abs(pz - PALLET_H / 2 - (fz - FZ0)) < 1e-6
 
@@ -333,7 +322,7 @@ class ForksTooHigh(AnomalyKind):
         ramp = 0.5
 
         def apply(pose, frame, phase):
-            cx, fz = device.read(pose)
+            cx, fz = device.truck_at(pose)
             k = np.clip(min(cx - device.cx_pick, device.cx_rack - cx) / ramp, 0.0, 1.0)
             fz2 = fz + extra * float(k)
             return _update(pose, {**device._truck(cx, fz2),
@@ -364,7 +353,7 @@ class DropsLoad(AnomalyKind):
         end = np.array([x0 + 0.1, -(0.65 + lh / 2), lw / 2])
 
         def apply(pose, frame, phase):
-            cx, _ = device.read(pose)
+            cx, _ = device.truck_at(pose)
             if device.carrying(pose) and pose["pallet"].location[0] < device.x_rack - 1e-6:
                 t = float(np.clip((cx - cx_drop) / fall, 0.0, 1.0))
                 if t == 0.0:
@@ -388,7 +377,7 @@ class StopsShort(AnomalyKind):
         span = device.cx_rack - device.cx_home
 
         def apply(pose, frame, phase):
-            cx, fz = device.read(pose)
+            cx, fz = device.truck_at(pose)
             px, _, pz = pose["pallet"].location
             carried = device.carrying(pose) or (abs(px - device.x_rack) < 1e-6
                                                 and abs(cx - device.cx_rack) < 1e-6)
