@@ -32,6 +32,13 @@ ITEMS = tuple(f"item_{k}" for k in range(N))
 CLEAT_NAMES = tuple(f"cleat_{c}" for c in range(CLEATS))
 
 
+@dataclass(frozen=True)
+class Motion:
+    paths: tuple[float | None, ...]  # per item: 0..1 on the belt, 1..2 pushed, 2..3 down the chute; None: not in yet
+    pushers: tuple[float, ...]  # per lane: the pusher's extension, 0..1
+    belt: float  # how far the belt has run in this cycle
+
+
 class Sorter(Device):
     name = "sorter"
     description = "colour sorter: items on a belt are pushed into the lane of their colour"
@@ -102,40 +109,69 @@ class Sorter(Device):
         frame = tuple(colorsys.hsv_to_rgb(self._v("frame_hue"), 0.55, 0.55))
         dark, black, steel = (0.15, 0.15, 0.16), (0.06, 0.06, 0.06), (0.62, 0.63, 0.66)
         length = self.x_end - X_START
+        mid = (X_START + self.x_end) / 2
+        across = (math.pi / 2, 0.0, 0.0)  # a cylinder lying across the belt
+        leg_at = [(float(x), y) for x in np.linspace(X_START + 0.1, self.x_end - 0.1, 3)
+                  for y in (-bw / 2 - 0.02, bw / 2 + 0.02)]
         p = [
-            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (16.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("belt", "box", (length, bw, 0.04), black, "rubber"),
-            Part("rail_near", "box", (length, 0.04, 0.14), frame, "paint"),
-            Part("rail_far", "box", (length, 0.04, 0.14), frame, "paint"),
-            Part("drum_in", "cylinder", (0.12, 0.12, bw), steel, "steel"),
-            Part("drum_out", "cylinder", (0.12, 0.12, bw), steel, "steel"),
-            Part("motor", "box", (0.25, 0.2, 0.2), (0.2, 0.35, 0.25), "paint"),
-            *[Part(f"leg_{i}", "box", (0.06, 0.06, zb - 0.1), frame, "paint") for i in range(6)],
-            Part("arch_near", "box", (0.06, 0.06, ih + 0.35), dark, "paint"),
-            Part("arch_far", "box", (0.06, 0.06, ih + 0.35), dark, "paint"),
-            Part("arch_top", "box", (0.08, bw + 0.16, 0.06), dark, "paint"),
-            Part("scanner", "box", (0.14, 0.16, 0.08), (0.95, 0.55, 0.05), "plastic"),
-            Part("cabinet", "box", (0.5, 0.3, 1.2), (0.82, 0.83, 0.8), "paint"),
-            Part("cabinet_light", "cylinder", (0.08, 0.08, 0.1), (0.1, 0.8, 0.2), "plastic"),
+            Part("floor", "box", (16.0, 16.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (16.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, 1.6, 2.0))),
+            Part("belt", "box", (length, bw, 0.04), black, "rubber", rest=PartState((mid, 0.0, zb - 0.02))),
+            Part("rail_near", "box", (length, 0.04, 0.14), frame, "paint",
+                 rest=PartState((mid, -bw / 2 - 0.02, zb - 0.03))),
+            Part("rail_far", "box", (length, 0.04, 0.14), frame, "paint",
+                 rest=PartState((mid, bw / 2 + 0.02, zb - 0.03))),
+            Part("drum_in", "cylinder", (0.12, 0.12, bw), steel, "steel",
+                 rest=PartState((X_START, 0.0, zb - 0.06), rotation=across)),
+            Part("drum_out", "cylinder", (0.12, 0.12, bw), steel, "steel",
+                 rest=PartState((self.x_end, 0.0, zb - 0.06), rotation=across)),
+            Part("motor", "box", (0.25, 0.2, 0.2), (0.2, 0.35, 0.25), "paint",
+                 rest=PartState((self.x_end - 0.1, bw / 2 + 0.14, zb - 0.2))),
+            *[Part(f"leg_{i}", "box", (0.06, 0.06, zb - 0.1), frame, "paint", rest=PartState((x, y, (zb - 0.1) / 2)))
+              for i, (x, y) in enumerate(leg_at)],
+            Part("arch_near", "box", (0.06, 0.06, ih + 0.35), dark, "paint",
+                 rest=PartState((0.25, -bw / 2 - 0.07, zb + (ih + 0.35) / 2))),
+            Part("arch_far", "box", (0.06, 0.06, ih + 0.35), dark, "paint",
+                 rest=PartState((0.25, bw / 2 + 0.07, zb + (ih + 0.35) / 2))),
+            Part("arch_top", "box", (0.08, bw + 0.16, 0.06), dark, "paint",
+                 rest=PartState((0.25, 0.0, zb + ih + 0.35))),
+            Part("scanner", "box", (0.14, 0.16, 0.08), (0.95, 0.55, 0.05), "plastic",
+                 rest=PartState((0.25, 0.0, zb + ih + 0.28))),
+            Part("cabinet", "box", (0.5, 0.3, 1.2), (0.82, 0.83, 0.8), "paint",
+                 rest=PartState((self.x_end + 0.5, 0.9, 0.6))),
+            Part("cabinet_light", "cylinder", (0.08, 0.08, 0.1), (0.1, 0.8, 0.2), "plastic",
+                 rest=PartState((self.x_end + 0.5, 0.9, 1.25))),
             *[Part(c, "box", (0.03, bw, 0.012), (0.3, 0.3, 0.32), "rubber") for c in CLEAT_NAMES],
             *[Part(it, "box", (s, s, ih), self.color(LANE_OF[k]), "cardboard")
               for k, it in enumerate(ITEMS)],
         ]
         for i in range(N):
+            x = self.lane_x(i)
+            yc = -bw / 2 - cl / 2
+            zp = zb + ih * 0.5
             p += [
-                Part(f"chute_{i}", "box", (cw, cl, 0.05), frame, "paint"),
-                Part(f"guard_a_{i}", "box", (0.03, cl, 0.1), steel, "steel"),
-                Part(f"guard_b_{i}", "box", (0.03, cl, 0.1), steel, "steel"),
-                Part(f"stop_{i}", "box", (cw, 0.04, 0.12), dark, "paint"),
-                Part(f"chute_leg_{i}", "box", (0.05, 0.05, zb - 0.05), frame, "paint"),
-                Part(f"post_{i}", "box", (0.04, 0.04, 0.5), dark, "paint"),
-                Part(f"lamp_{i}", "cylinder", (0.11, 0.11, 0.12), self.color(i), "plastic"),
-                Part(f"body_{i}", "cylinder", (0.1, 0.1, 0.35), steel, "steel"),
-                Part(f"bracket_{i}", "box", (0.06, 0.06, zb + 0.05), dark, "paint"),
+                Part(f"chute_{i}", "box", (cw, cl, 0.05), frame, "paint", rest=PartState((x, yc, zb - 0.025))),
+                Part(f"guard_a_{i}", "box", (0.03, cl, 0.1), steel, "steel",
+                     rest=PartState((x - cw / 2, yc, zb + 0.03))),
+                Part(f"guard_b_{i}", "box", (0.03, cl, 0.1), steel, "steel",
+                     rest=PartState((x + cw / 2, yc, zb + 0.03))),
+                Part(f"stop_{i}", "box", (cw, 0.04, 0.12), dark, "paint",
+                     rest=PartState((x, -bw / 2 - cl - 0.02, zb + 0.04))),
+                Part(f"chute_leg_{i}", "box", (0.05, 0.05, zb - 0.05), frame, "paint",
+                     rest=PartState((x, -bw / 2 - cl + 0.1, (zb - 0.05) / 2))),
+                Part(f"post_{i}", "box", (0.04, 0.04, 0.5), dark, "paint",
+                     rest=PartState((x + cw / 2 + 0.08, -bw / 2 - cl + 0.05, zb + 0.2))),
+                Part(f"lamp_{i}", "cylinder", (0.11, 0.11, 0.12), self.color(i), "plastic",
+                     rest=PartState((x + cw / 2 + 0.08, -bw / 2 - cl + 0.05, zb + 0.5))),
+                Part(f"body_{i}", "cylinder", (0.1, 0.1, 0.35), steel, "steel",
+                     rest=PartState((x, bw / 2 + 0.1 + 0.175, zp), rotation=across)),
+                Part(f"bracket_{i}", "box", (0.06, 0.06, zb + 0.05), dark, "paint",
+                     rest=PartState((x, bw / 2 + 0.3, (zb + 0.05) / 2))),
                 Part(f"rod_{i}", "cylinder", (0.035, 0.035, 1.0), (0.85, 0.85, 0.88), "chrome"),
                 Part(f"paddle_{i}", "box", (s + 0.08, 0.03, ih * 0.8), (0.9, 0.75, 0.1), "paint"),
-                *[Part(f"roller_{i}_{r}", "cylinder", (0.04, 0.04, cw - 0.04), steel, "steel")
+                *[Part(f"roller_{i}_{r}", "cylinder", (0.04, 0.04, cw - 0.04), steel, "steel",
+                       rest=PartState((x, -bw / 2 - 0.08 - r * (cl - 0.16) / (ROLLERS - 1), zb - 0.01),
+                                      rotation=(0.0, math.pi / 2, 0.0)))
                   for r in range(ROLLERS)],
             ]
         return {q.name: q for q in p}
@@ -177,9 +213,7 @@ class Sorter(Device):
                 f"rod_{lane}": PartState((x, paddle_y + 0.015 + rod / 2, zp),
                                          rotation=(math.pi / 2, 0.0, 0.0), scale=(1.0, 1.0, rod))}
 
-    def program(self, phase: float) -> tuple[list[float | None], list[float], float]:
-        """Per item its path parameter (None: not yet come in), per lane the pusher extension,
-        and how far the belt has run in this cycle."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         name, _, idx = step.partition("_")
         k = N if step == "idle" else int(idx)
@@ -197,68 +231,23 @@ class Sorter(Device):
                 ext[LANE_OF[k]] = t
             elif name == "retract":
                 ext[LANE_OF[k]] = 1.0 - t
-        return s, ext, travel
+        return Motion(tuple(s), tuple(ext), travel)
 
-    def pose(self, phase: float) -> Pose:
-        s, ext, travel = self.program(phase)
-        pose = self._static()
+    def build(self, m: Motion) -> Pose:
+        pose = {}
         for k, it in enumerate(ITEMS):
-            if s[k] is None:
+            if m.paths[k] is None:
                 pose[it] = PartState((self.x_in, 0.0, self._v("belt_height")), visible=False)
             else:
-                pose[it] = self.item_state(LANE_OF[k], s[k])
+                pose[it] = self.item_state(LANE_OF[k], m.paths[k])
         for lane in range(N):
-            pose.update(self.pusher(lane, ext[lane]))
+            pose.update(self.pusher(lane, m.pushers[lane]))
         length = self.x_end - X_START
         zb = self._v("belt_height")
         for c, name in enumerate(CLEAT_NAMES):
-            x = X_START + 0.05 + (c * length / CLEATS + travel) % (length - 0.1)
+            x = X_START + 0.05 + (c * length / CLEATS + m.belt) % (length - 0.1)
             pose[name] = PartState((x, 0.0, zb + 0.006))
         return pose
-
-    def _static(self) -> Pose:
-        zb, bw, cl, cw = (self._v("belt_height"), self.belt_w, self._v("chute_length"),
-                          self.chute_w)
-        ih = self._v("item_height")
-        mid = (X_START + self.x_end) / 2
-        s = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, 1.6, 2.0)),
-            "belt": PartState((mid, 0.0, zb - 0.02)),
-            "rail_near": PartState((mid, -bw / 2 - 0.02, zb - 0.03)),
-            "rail_far": PartState((mid, bw / 2 + 0.02, zb - 0.03)),
-            "drum_in": PartState((X_START, 0.0, zb - 0.06), rotation=(math.pi / 2, 0.0, 0.0)),
-            "drum_out": PartState((self.x_end, 0.0, zb - 0.06), rotation=(math.pi / 2, 0.0, 0.0)),
-            "motor": PartState((self.x_end - 0.1, bw / 2 + 0.14, zb - 0.2)),
-            "arch_near": PartState((0.25, -bw / 2 - 0.07, zb + (ih + 0.35) / 2)),
-            "arch_far": PartState((0.25, bw / 2 + 0.07, zb + (ih + 0.35) / 2)),
-            "arch_top": PartState((0.25, 0.0, zb + ih + 0.35)),
-            "scanner": PartState((0.25, 0.0, zb + ih + 0.28)),
-            "cabinet": PartState((self.x_end + 0.5, 0.9, 0.6)),
-            "cabinet_light": PartState((self.x_end + 0.5, 0.9, 1.25)),
-        }
-        for i, x in enumerate(np.linspace(X_START + 0.1, self.x_end - 0.1, 3)):
-            for j, y in enumerate((-bw / 2 - 0.02, bw / 2 + 0.02)):
-                s[f"leg_{2 * i + j}"] = PartState((float(x), y, (zb - 0.1) / 2))
-        for i in range(N):
-            x = self.lane_x(i)
-            yc = -bw / 2 - cl / 2
-            s[f"chute_{i}"] = PartState((x, yc, zb - 0.025))
-            s[f"guard_a_{i}"] = PartState((x - cw / 2, yc, zb + 0.03))
-            s[f"guard_b_{i}"] = PartState((x + cw / 2, yc, zb + 0.03))
-            s[f"stop_{i}"] = PartState((x, -bw / 2 - cl - 0.02, zb + 0.04))
-            s[f"chute_leg_{i}"] = PartState((x, -bw / 2 - cl + 0.1, (zb - 0.05) / 2))
-            s[f"post_{i}"] = PartState((x + cw / 2 + 0.08, -bw / 2 - cl + 0.05, zb + 0.2))
-            s[f"lamp_{i}"] = PartState((x + cw / 2 + 0.08, -bw / 2 - cl + 0.05, zb + 0.5))
-            zp = zb + ih * 0.5
-            s[f"body_{i}"] = PartState((x, bw / 2 + 0.1 + 0.175, zp),
-                                       rotation=(math.pi / 2, 0.0, 0.0))
-            s[f"bracket_{i}"] = PartState((x, bw / 2 + 0.3, (zb + 0.05) / 2))
-            for r in range(ROLLERS):
-                y = -bw / 2 - 0.08 - r * (cl - 0.16) / (ROLLERS - 1)
-                s[f"roller_{i}_{r}"] = PartState((x, y, zb - 0.01),
-                                                 rotation=(0.0, math.pi / 2, 0.0))
-        return s
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         bw, cl = self.belt_w, self._v("chute_length")
