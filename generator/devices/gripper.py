@@ -145,23 +145,36 @@ class Gripper(Device):
         quill_len = self.z_arm + 0.14 - head_top_down
         in_len = FEED_LEN + pw / 2 + 0.06
         out_len = FEED_LEN + pw / 2 + 0.1
+        bx, by = self.base
+        in_x = self.infeed_start + in_len / 2
+        out_x = self.tote_x - out_len / 2
+        tote_c = self.tote_x + TOTE_LEN / 2
+        cab_x = self.tote_x + TOTE_LEN - 0.25
+        leg_x = (self.infeed_start + 0.15, self.pick[0] - 0.05, self.place[0] + 0.1, self.tote_x - 0.15)
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, by + 1.0, 2.0))),
             # conveyors
-            Part("in_belt", "box", (in_len, bw, 0.02), (0.12, 0.12, 0.13), "rubber"),
-            Part("in_frame", "box", (in_len, bw + 0.08, 0.1), frame, "paint"),
-            Part("out_belt", "box", (out_len, bw, 0.02), (0.12, 0.12, 0.13), "rubber"),
-            Part("out_frame", "box", (out_len, bw + 0.08, 0.1), frame, "paint"),
-            Part("stop", "box", (0.03, bw + 0.08, 0.05), yellow, "paint"),
-            Part("tunnel", "box", (TUNNEL, bw + 0.12, ph + 0.16), white, "paint"),
-            Part("tunnel_flap", "box", (0.01, bw * 0.8, ph + 0.04), dark, "rubber"),
-            Part("tote", "box", (TOTE_LEN, bw + 0.2, hb - 0.2), (0.18, 0.35, 0.65), "plastic"),
-            Part("tote_rim", "box", (TOTE_LEN + 0.02, bw + 0.22, 0.03), (0.14, 0.28, 0.55),
-                 "plastic"),
+            Part("in_belt", "box", (in_len, bw, 0.02), (0.12, 0.12, 0.13), "rubber",
+                 rest=PartState((in_x, 0.0, hb - 0.01))),
+            Part("in_frame", "box", (in_len, bw + 0.08, 0.1), frame, "paint", rest=PartState((in_x, 0.0, hb - 0.07))),
+            Part("out_belt", "box", (out_len, bw, 0.02), (0.12, 0.12, 0.13), "rubber",
+                 rest=PartState((out_x, 0.0, hb - 0.01))),
+            Part("out_frame", "box", (out_len, bw + 0.08, 0.1), frame, "paint",
+                 rest=PartState((out_x, 0.0, hb - 0.07))),
+            Part("stop", "box", (0.03, bw + 0.08, 0.05), yellow, "paint",
+                 rest=PartState((self.pick[0] + pw / 2 + 0.045, 0.0, hb + 0.025))),
+            Part("tunnel", "box", (TUNNEL, bw + 0.12, ph + 0.16), white, "paint",
+                 rest=PartState((self.infeed_start + TUNNEL / 2, 0.0, hb + (ph + 0.16) / 2 - 0.02))),
+            Part("tunnel_flap", "box", (0.01, bw * 0.8, ph + 0.04), dark, "rubber",
+                 rest=PartState((self.infeed_start + TUNNEL + 0.005, 0.0, hb + (ph + 0.04) / 2))),
+            Part("tote", "box", (TOTE_LEN, bw + 0.2, hb - 0.2), (0.18, 0.35, 0.65), "plastic",
+                 rest=PartState((tote_c, 0.0, (hb - 0.2) / 2))),
+            Part("tote_rim", "box", (TOTE_LEN + 0.02, bw + 0.22, 0.03), (0.14, 0.28, 0.55), "plastic",
+                 rest=PartState((tote_c, 0.0, hb - 0.2))),
             # the arm
-            Part("plinth", "box", (0.46, 0.46, 0.12), dark, "paint"),
-            Part("column", "cylinder", (0.2, 0.2, col_h), paint, "paint"),
+            Part("plinth", "box", (0.46, 0.46, 0.12), dark, "paint", rest=PartState((bx, by, 0.06))),
+            Part("column", "cylinder", (0.2, 0.2, col_h), paint, "paint", rest=PartState((bx, by, 0.12 + col_h / 2))),
             Part("shoulder", "cylinder", (0.18, 0.18, 0.14), white, "paint"),
             Part("link1", "box", (l1 + 0.16, 0.15, 0.08), paint, "paint"),
             Part("elbow", "cylinder", (0.14, 0.14, 0.2), white, "paint"),
@@ -173,15 +186,18 @@ class Gripper(Device):
             Part("jaw_left", "box", (0.025, 0.07, 0.75 * ph + 0.01), steel, "steel"),
             Part("jaw_right", "box", (0.025, 0.07, 0.75 * ph + 0.01), steel, "steel"),
             Part("cable", "box", (0.8 * l1, 0.05, 0.04), dark, "rubber"),
-            Part("cabinet", "box", (0.5, 0.35, 1.3), white, "paint"),
-            Part("beacon", "cylinder", (0.1, 0.1, 0.14), (0.95, 0.55, 0.05), "plastic"),
-            Part("fence", "box", (0.04, 1.2, 1.1), yellow, "paint"),
+            Part("cabinet", "box", (0.5, 0.35, 1.3), white, "paint", rest=PartState((cab_x, by + 0.55, 0.65))),
+            Part("beacon", "cylinder", (0.1, 0.1, 0.14), (0.95, 0.55, 0.05), "plastic",
+                 rest=PartState((cab_x, by + 0.55, 1.37))),
+            Part("fence", "box", (0.04, 1.2, 1.1), yellow, "paint",
+                 rest=PartState((self.infeed_start - 0.25, by - 0.2, 0.55))),
             # the parts handled
             Part("part", "box", (pw, pd, ph), part, "plastic"),
             Part("part_next", "box", (pw, pd, ph), part, "plastic"),
         ]
-        parts += [Part(f"leg_{i}", "box", (0.06, bw * 0.8, hb - 0.12), frame, "paint")
-                  for i in range(4)]
+        parts += [Part(f"leg_{i}", "box", (0.06, bw * 0.8, hb - 0.12), frame, "paint",
+                       rest=PartState((x, 0.0, (hb - 0.12) / 2)))
+                  for i, x in enumerate(leg_x)]
         return {p.name: p for p in parts}
 
     # ------------------------------------------------------------------ program
@@ -197,7 +213,7 @@ class Gripper(Device):
             Step("idle", self._v("idle_seconds")),
         ]
 
-    def motion(self, step: str, t: float) -> Motion:
+    def arm_motion(self, step: str, t: float) -> Motion:
         swing = {"transfer": t, "set": 1.0, "release": 1.0, "rise": 1.0,
                  "return": 1.0 - t}.get(step, 0.0)
         quill = {"lower": t, "grip": 1.0, "lift": 1.0 - t, "set": t, "release": 1.0,
@@ -280,9 +296,9 @@ class Gripper(Device):
     def variant_pose(self, phase: float, kind: str | None = None, **kw) -> Pose:
         """The program at `phase`; `kind` names an anomalous variant (see the kinds below)."""
         step, t = self.step_at(phase)
-        m = self.motion(step, t)
+        m = self.arm_motion(step, t)
         place = None
-        pose = self.static()
+        pose = self.rest_pose()
         pose.update(self.conveyed(step, t))
         order = [s.name for s in self.steps()]
         k = order.index(step)
@@ -339,42 +355,6 @@ class Gripper(Device):
         fall = ramp(t, at, at + 0.12)
         ph = self._v("part_height")
         return PartState((x, y, z + (ph / 2 - z) * fall), (0.0, 0.0, yaw * fall))
-
-    def static(self) -> Pose:
-        hb, pw, ph = self._v("table_height"), self._v("part_width"), self._v("part_height")
-        bx, by = self.base
-        z1 = self.z_arm + 0.08
-        col_h = z1 - 0.04 - 0.12
-        in_len = FEED_LEN + pw / 2 + 0.06
-        out_len = FEED_LEN + pw / 2 + 0.1
-        in_x = self.infeed_start + in_len / 2
-        out_x = self.tote_x - out_len / 2
-        tote_c = self.tote_x + TOTE_LEN / 2
-        cab_x = self.tote_x + TOTE_LEN - 0.25
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, by + 1.0, 2.0)),
-            "in_belt": PartState((in_x, 0.0, hb - 0.01)),
-            "in_frame": PartState((in_x, 0.0, hb - 0.07)),
-            "out_belt": PartState((out_x, 0.0, hb - 0.01)),
-            "out_frame": PartState((out_x, 0.0, hb - 0.07)),
-            "stop": PartState((self.pick[0] + pw / 2 + 0.045, 0.0, hb + 0.025)),
-            "tunnel": PartState((self.infeed_start + TUNNEL / 2, 0.0, hb + (ph + 0.16) / 2 - 0.02)),
-            "tunnel_flap": PartState((self.infeed_start + TUNNEL + 0.005, 0.0,
-                                      hb + (ph + 0.04) / 2)),
-            "tote": PartState((tote_c, 0.0, (hb - 0.2) / 2)),
-            "tote_rim": PartState((tote_c, 0.0, hb - 0.2)),
-            "plinth": PartState((bx, by, 0.06)),
-            "column": PartState((bx, by, 0.12 + col_h / 2)),
-            "cabinet": PartState((cab_x, by + 0.55, 0.65)),
-            "beacon": PartState((cab_x, by + 0.55, 1.37)),
-            "fence": PartState((self.infeed_start - 0.25, by - 0.2, 0.55)),
-        }
-        legs = (self.infeed_start + 0.15, self.pick[0] - 0.05, self.place[0] + 0.1,
-                self.tote_x - 0.15)
-        for i, x in enumerate(legs):
-            pose[f"leg_{i}"] = PartState((x, 0.0, (hb - 0.12) / 2))
-        return pose
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         front = min(-self.belt_width / 2 - 0.04, self.base[1] - self.reach) - 0.12
