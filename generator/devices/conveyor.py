@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,13 @@ BOXES = tuple(f"box_{i}" for i in range(N_BOXES))
 LABELS = tuple(f"label_{i}" for i in range(1, N_BOXES))  # box_0 has not been stamped yet
 CLEATS = tuple(f"cleat_{j}" for j in range(N_CLEATS))
 LEGS = tuple(f"leg_{i}" for i in range(8))
+
+
+@dataclass(frozen=True)
+class Motion:
+    belt: float  # belt travel in pitches, 0 .. 1
+    stamp: float  # stamp head lowered, 0 .. 1 of its stroke
+    labelled: bool  # the box under the stamp has its label
 CARRIED = BOXES + LABELS
 MOVING = CARRIED + CLEATS
 
@@ -124,45 +132,75 @@ class Conveyor(Device):
         box = colorsys.hsv_to_rgb(self._v("box_hue"), 0.6, 0.78)
         belt_len = N_BOXES * p + self._hood_length + 0.3
         hood = (self._hood_length + 0.1, self._hood_width, self._hood_height)
+        curtain = (0.02, wb + 0.35, self._hood_height - 0.15)
+        hl = self._hood_length
+        xc = self.station_x(N_BOXES / 2)
+        side = wb / 2 + 0.025
+        top = self._gantry_top()
+        hood_z = hb - 0.12 + self._hood_height / 2
+        x_in, x_out = self.station_x(0), self.station_x(N_BOXES)
+        leg_at = [(float(lx), ly) for lx in np.linspace(xc - belt_len / 2 + 0.15, xc + belt_len / 2 - 0.15, 4)
+                  for ly in (-side, side)]
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("belt", "box", (belt_len, wb, 0.03), (0.1, 0.1, 0.11), "rubber"),
-            Part("frame_front", "box", (belt_len + 0.1, 0.05, 0.16), frame, "paint"),
-            Part("frame_back", "box", (belt_len + 0.1, 0.05, 0.16), frame, "paint"),
-            Part("rail_front", "box", (belt_len - 0.2, 0.04, 0.04), frame, "paint"),
-            Part("rail_back", "box", (belt_len - 0.2, 0.04, 0.04), frame, "paint"),
-            Part("roller_head", "cylinder", (0.13, 0.13, wb + 0.04), (0.7, 0.7, 0.72), "steel"),
-            Part("roller_tail", "cylinder", (0.13, 0.13, wb + 0.04), (0.7, 0.7, 0.72), "steel"),
-            Part("hood_in", "box", hood, (0.78, 0.8, 0.82), "paint"),
-            Part("hood_out", "box", hood, (0.78, 0.8, 0.82), "paint"),
-            Part("curtain_in", "box", (0.02, wb + 0.35, self._hood_height - 0.15),
-                 (0.08, 0.08, 0.09), "rubber"),
-            Part("curtain_out", "box", (0.02, wb + 0.35, self._hood_height - 0.15),
-                 (0.08, 0.08, 0.09), "rubber"),
-            Part("stripe_in", "box", (0.03, self._hood_width + 0.01, 0.08), (0.95, 0.75, 0.05), "paint"),
-            Part("stripe_out", "box", (0.03, self._hood_width + 0.01, 0.08), (0.95, 0.75, 0.05), "paint"),
-            Part("gearbox", "box", (0.22, 0.16, 0.2), (0.2, 0.22, 0.25), "paint"),
-            Part("motor", "cylinder", (0.17, 0.17, 0.3), (0.25, 0.35, 0.55), "paint"),
-            Part("motor_fan", "cylinder", (0.15, 0.15, 0.05), (0.12, 0.12, 0.13), "paint"),
-            Part("post_front", "box", (0.08, 0.08, self._gantry_top()), (0.95, 0.72, 0.08), "paint"),
-            Part("post_back", "box", (0.08, 0.08, self._gantry_top()), (0.95, 0.72, 0.08), "paint"),
-            Part("beam", "box", (0.12, wb + 0.5, 0.1), (0.95, 0.72, 0.08), "paint"),
-            Part("cylinder", "cylinder", (0.12, 0.12, 0.3), (0.8, 0.82, 0.85), "steel"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete",
+                 rest=PartState((0.0, self._hood_width / 2 + 1.3, 2.0))),
+            Part("belt", "box", (belt_len, wb, 0.03), (0.1, 0.1, 0.11), "rubber",
+                 rest=PartState((xc, 0.0, hb - 0.015))),
+            Part("frame_front", "box", (belt_len + 0.1, 0.05, 0.16), frame, "paint",
+                 rest=PartState((xc, -side, hb - 0.06))),
+            Part("frame_back", "box", (belt_len + 0.1, 0.05, 0.16), frame, "paint",
+                 rest=PartState((xc, side, hb - 0.06))),
+            Part("rail_front", "box", (belt_len - 0.2, 0.04, 0.04), frame, "paint",
+                 rest=PartState((xc, -side - 0.01, hb + 0.01))),
+            Part("rail_back", "box", (belt_len - 0.2, 0.04, 0.04), frame, "paint",
+                 rest=PartState((xc, side + 0.01, hb + 0.01))),
+            Part("roller_head", "cylinder", (0.13, 0.13, wb + 0.04), (0.7, 0.7, 0.72), "steel",
+                 rest=PartState((xc + belt_len / 2 - 0.06, 0.0, hb - 0.065), (math.pi / 2, 0, 0))),
+            Part("roller_tail", "cylinder", (0.13, 0.13, wb + 0.04), (0.7, 0.7, 0.72), "steel",
+                 rest=PartState((xc - belt_len / 2 + 0.06, 0.0, hb - 0.065), (math.pi / 2, 0, 0))),
+            Part("hood_in", "box", hood, (0.78, 0.8, 0.82), "paint", rest=PartState((x_in - 0.05, 0.0, hood_z))),
+            Part("hood_out", "box", hood, (0.78, 0.8, 0.82), "paint", rest=PartState((x_out + 0.05, 0.0, hood_z))),
+            Part("curtain_in", "box", curtain, (0.08, 0.08, 0.09), "rubber",
+                 rest=PartState((x_in + hl / 2 + 0.01, 0.0, hb - 0.12 + (self._hood_height - 0.15) / 2))),
+            Part("curtain_out", "box", curtain, (0.08, 0.08, 0.09), "rubber",
+                 rest=PartState((x_out - hl / 2 - 0.01, 0.0, hb - 0.12 + (self._hood_height - 0.15) / 2))),
+            Part("stripe_in", "box", (0.03, self._hood_width + 0.01, 0.08), (0.95, 0.75, 0.05), "paint",
+                 rest=PartState((x_in + hl / 2 - 0.02, 0.0, hb - 0.12 + self._hood_height - 0.04))),
+            Part("stripe_out", "box", (0.03, self._hood_width + 0.01, 0.08), (0.95, 0.75, 0.05), "paint",
+                 rest=PartState((x_out - hl / 2 + 0.02, 0.0, hb - 0.12 + self._hood_height - 0.04))),
+            Part("gearbox", "box", (0.22, 0.16, 0.2), (0.2, 0.22, 0.25), "paint",
+                 rest=PartState((x_out - 0.1, -side - 0.11, hb - 0.25))),
+            Part("motor", "cylinder", (0.17, 0.17, 0.3), (0.25, 0.35, 0.55), "paint",
+                 rest=PartState((x_out - 0.1, -side - 0.11 - 0.2, hb - 0.25), (math.pi / 2, 0, 0))),
+            Part("motor_fan", "cylinder", (0.15, 0.15, 0.05), (0.12, 0.12, 0.13), "paint",
+                 rest=PartState((x_out - 0.1, -side - 0.11 - 0.37, hb - 0.25), (math.pi / 2, 0, 0))),
+            Part("post_front", "box", (0.08, 0.08, self._gantry_top()), (0.95, 0.72, 0.08), "paint",
+                 rest=PartState((0.0, -(wb / 2 + 0.2), top / 2))),
+            Part("post_back", "box", (0.08, 0.08, self._gantry_top()), (0.95, 0.72, 0.08), "paint",
+                 rest=PartState((0.0, wb / 2 + 0.2, top / 2))),
+            Part("beam", "box", (0.12, wb + 0.5, 0.1), (0.95, 0.72, 0.08), "paint",
+                 rest=PartState((0.0, 0.0, top - 0.05))),
+            Part("cylinder", "cylinder", (0.12, 0.12, 0.3), (0.8, 0.82, 0.85), "steel",
+                 rest=PartState((0.0, 0.0, top + 0.15))),
             Part("rod", "cylinder", (0.035, 0.035, 1.0), (0.85, 0.85, 0.88), "chrome"),
             Part("head", "box", (0.75 * bl, 0.75 * bw, 0.06), (0.85, 0.3, 0.12), "paint"),
-            Part("hose", "box", (0.02, 0.02, 0.35), (0.1, 0.1, 0.12), "rubber"),
-            Part("cabinet", "box", (0.45, 0.25, 0.7), (0.85, 0.86, 0.84), "paint"),
-            Part("beacon", "cylinder", (0.1, 0.1, 0.12), (0.1, 0.8, 0.2), "plastic"),
-            Part("brace_front", "box", (belt_len - 0.2, 0.04, 0.05), frame, "paint"),
-            Part("brace_back", "box", (belt_len - 0.2, 0.04, 0.05), frame, "paint"),
+            Part("hose", "box", (0.02, 0.02, 0.35), (0.1, 0.1, 0.12), "rubber",
+                 rest=PartState((0.0, wb / 2 + 0.1, top + 0.12), (0.9, 0.0, 0.0))),
+            Part("cabinet", "box", (0.45, 0.25, 0.7), (0.85, 0.86, 0.84), "paint",
+                 rest=PartState((0.9 * p, self._hood_width / 2 + 0.45, 0.35))),
+            Part("beacon", "cylinder", (0.1, 0.1, 0.12), (0.1, 0.8, 0.2), "plastic",
+                 rest=PartState((0.9 * p, self._hood_width / 2 + 0.45, 0.76))),
+            Part("brace_front", "box", (belt_len - 0.2, 0.04, 0.05), frame, "paint", rest=PartState((xc, -side, 0.25))),
+            Part("brace_back", "box", (belt_len - 0.2, 0.04, 0.05), frame, "paint", rest=PartState((xc, side, 0.25))),
         ]
         parts += [Part(n, "box", (bl, bw, bh), tuple(box), "cardboard") for n in BOXES]
         parts += [Part(n, "box", (LABEL_SIZE * bl, LABEL_SIZE * bw, LABEL_THICK), (0.97, 0.97, 0.95), "plastic")
                   for n in LABELS]
         parts += [Part(n, "box", (0.04, wb - 0.04, 0.006), (0.45, 0.45, 0.45), "rubber")
                   for n in CLEATS]
-        parts += [Part(n, "box", (0.06, 0.06, hb - 0.08), frame, "paint") for n in LEGS]
+        parts += [Part(n, "box", (0.06, 0.06, hb - 0.08), frame, "paint", rest=PartState((x, y, (hb - 0.08) / 2)))
+                  for n, (x, y) in zip(LEGS, leg_at)]
         return {p.name: p for p in parts}
 
     def steps(self) -> list[Step]:
@@ -175,12 +213,11 @@ class Conveyor(Device):
             Step("idle", self._v("idle_seconds")),
         ]
 
-    def belt_progress(self, phase: float) -> tuple[float, float, bool]:
-        """Belt travel in pitches (0 .. 1), stamp head lowering (0 .. 1), whether box_1 is labelled."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         s = t if step == "advance" else 1.0
         down = {"stamp_down": t, "stamp_up": 1.0 - t}.get(step, 0.0)
-        return s, down, step in ("stamp_up", "idle")
+        return Motion(s, down, step in ("stamp_up", "idle"))
 
     def stamp_states(self, down: float) -> dict[str, PartState]:
         """Head and rod with the head lowered by `down` (0 .. 1) of its stroke."""
@@ -192,56 +229,17 @@ class Conveyor(Device):
             "rod": PartState((0.0, 0.0, bottom + 0.06 + rod_len / 2), scale=(1.0, 1.0, rod_len)),
         }
 
-    def pose(self, phase: float) -> Pose:
-        p, wb, hb = self._v("pitch"), self._v("belt_width"), self._v("belt_height")
-        s, down, labelled = self.belt_progress(phase)
-        hl = self._hood_length
-        belt_len = N_BOXES * p + hl + 0.3
-        xc = self.station_x(N_BOXES / 2)
-        side = wb / 2 + 0.025
-        top = self._gantry_top()
-        hood_z = hb - 0.12 + self._hood_height / 2
+    def build(self, m: Motion) -> Pose:
+        p, hb = self._v("pitch"), self._v("belt_height")
+        s, hl = m.belt, self._hood_length
         x_in, x_out = self.station_x(0), self.station_x(N_BOXES)
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, self._hood_width / 2 + 1.3, 2.0)),
-            "belt": PartState((xc, 0.0, hb - 0.015)),
-            "frame_front": PartState((xc, -side, hb - 0.06)),
-            "frame_back": PartState((xc, side, hb - 0.06)),
-            "rail_front": PartState((xc, -side - 0.01, hb + 0.01)),
-            "rail_back": PartState((xc, side + 0.01, hb + 0.01)),
-            "roller_head": PartState((xc + belt_len / 2 - 0.06, 0.0, hb - 0.065), (math.pi / 2, 0, 0)),
-            "roller_tail": PartState((xc - belt_len / 2 + 0.06, 0.0, hb - 0.065), (math.pi / 2, 0, 0)),
-            "hood_in": PartState((x_in - 0.05, 0.0, hood_z)),
-            "hood_out": PartState((x_out + 0.05, 0.0, hood_z)),
-            "curtain_in": PartState((x_in + hl / 2 + 0.01, 0.0, hb - 0.12 + (self._hood_height - 0.15) / 2)),
-            "curtain_out": PartState((x_out - hl / 2 - 0.01, 0.0, hb - 0.12 + (self._hood_height - 0.15) / 2)),
-            "stripe_in": PartState((x_in + hl / 2 - 0.02, 0.0, hb - 0.12 + self._hood_height - 0.04)),
-            "stripe_out": PartState((x_out - hl / 2 + 0.02, 0.0, hb - 0.12 + self._hood_height - 0.04)),
-            "gearbox": PartState((x_out - 0.1, -side - 0.11, hb - 0.25)),
-            "motor": PartState((x_out - 0.1, -side - 0.11 - 0.2, hb - 0.25), (math.pi / 2, 0, 0)),
-            "motor_fan": PartState((x_out - 0.1, -side - 0.11 - 0.37, hb - 0.25), (math.pi / 2, 0, 0)),
-            "post_front": PartState((0.0, -(wb / 2 + 0.2), top / 2)),
-            "post_back": PartState((0.0, wb / 2 + 0.2, top / 2)),
-            "beam": PartState((0.0, 0.0, top - 0.05)),
-            "cylinder": PartState((0.0, 0.0, top + 0.15)),
-            "hose": PartState((0.0, wb / 2 + 0.1, top + 0.12), (0.9, 0.0, 0.0)),
-            "cabinet": PartState((0.9 * p, self._hood_width / 2 + 0.45, 0.35)),
-            "beacon": PartState((0.9 * p, self._hood_width / 2 + 0.45, 0.76)),
-            "brace_front": PartState((xc, -side, 0.25)),
-            "brace_back": PartState((xc, side, 0.25)),
-        }
-        pose.update(self.stamp_states(down))
-        legs_x = np.linspace(xc - belt_len / 2 + 0.15, xc + belt_len / 2 - 0.15, 4)
-        for i, lx in enumerate(legs_x):
-            for j, ly in enumerate((-side, side)):
-                pose[LEGS[2 * i + j]] = PartState((float(lx), ly, (hb - 0.08) / 2))
+        pose = self.stamp_states(m.stamp)
         for i, name in enumerate(BOXES):
             box, label = self.box_state(self.station_x(i + s))
             pose[name] = box
             if i >= 1:
                 lab = f"label_{i}"
-                pose[lab] = label if (i >= 2 or labelled) else label.moved(visible=False)
+                pose[lab] = label if (i >= 2 or m.labelled) else label.moved(visible=False)
         run = N_BOXES * p
         for j, name in enumerate(CLEATS):
             off = (j * p / 2 + s * p) % run
