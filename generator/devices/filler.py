@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,6 +62,17 @@ MARKS = tuple(f"mark_{j}" for j in range(N_MARKS))
 NOZZLE_BANK = ("carriage", "frod", "hose") + NOZZLES
 CAPPER_HEAD = ("head", "crod") + CHUCKS + HELD
 CARRIED = BOTTLES + ("spill", "foam")
+
+
+@dataclass(frozen=True)
+class Motion:
+    x: float  # batch centre
+    nozzle: float  # nozzle carriage lowered, 0 .. 1
+    level: float  # normal liquid level, fraction of the body
+    capper: float  # capper head lowered, 0 .. 1
+    capped: bool  # the caps are on the bottles
+    held: bool  # caps in the chucks
+    feed: float  # y of the held caps (fed from the magazine)
 
 
 
@@ -194,51 +206,92 @@ class Filler(Device):
         hood = (self.hood_length, wb + 0.14, self.hood_height)
         post_h = self._cbeam_bottom() + BEAM_H
         fpost_h = self._fbeam_bottom() + BEAM_H
+        yb = self.y_back
+        belt_x = (self.x_in + self.x_out) / 2
+        hood_z = hb - 0.04 + self.hood_height / 2
+        hood_in_x = self.mouth_in - self.hood_length / 2
+        hood_out_x = self.mouth_out + self.hood_length / 2
+        fb, cb = self._fbeam_bottom(), self._cbeam_bottom()
+        fpost, cpost = fb + BEAM_H, cb + BEAM_H
+        pl = B / 2 + 0.12
+        tank_z = fb + BEAM_H + 0.12 + 0.13
+        leg_at = [(float(lx), ly) for lx in np.linspace(self.mouth_in + 0.1, self.mouth_out - 0.1, 3)
+                  for ly in (-(wb / 2 + 0.02), wb / 2 + 0.02)]
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("belt", "box", (belt_len, wb, 0.03), (0.12, 0.12, 0.13), "rubber"),
-            Part("side_front", "box", (belt_len, 0.04, 0.12), steel, "steel"),
-            Part("side_back", "box", (belt_len, 0.04, 0.12), steel, "steel"),
-            Part("hood_in", "box", hood, (0.8, 0.81, 0.83), "paint"),
-            Part("hood_out", "box", hood, (0.8, 0.81, 0.83), "paint"),
-            Part("mouth_in", "box", (0.01, wb, self.hood_height - 0.08), dark, "rubber"),
-            Part("mouth_out", "box", (0.01, wb, self.hood_height - 0.08), dark, "rubber"),
-            Part("stripe_in", "box", (0.04, wb + 0.15, 0.06), yellow, "paint"),
-            Part("stripe_out", "box", (0.04, wb + 0.15, 0.06), yellow, "paint"),
-            Part("motor", "cylinder", (0.16, 0.16, 0.26), (0.25, 0.35, 0.55), "paint"),
-            Part("gearbox", "box", (0.2, 0.14, 0.18), dark, "paint"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, yb + 1.1, 2.0))),
+            Part("belt", "box", (belt_len, wb, 0.03), (0.12, 0.12, 0.13), "rubber",
+                 rest=PartState((belt_x, 0.0, hb - 0.015))),
+            Part("side_front", "box", (belt_len, 0.04, 0.12), steel, "steel",
+                 rest=PartState((belt_x, -(wb / 2 + 0.02), hb - 0.04))),
+            Part("side_back", "box", (belt_len, 0.04, 0.12), steel, "steel",
+                 rest=PartState((belt_x, wb / 2 + 0.02, hb - 0.04))),
+            Part("hood_in", "box", hood, (0.8, 0.81, 0.83), "paint", rest=PartState((hood_in_x, 0.0, hood_z))),
+            Part("hood_out", "box", hood, (0.8, 0.81, 0.83), "paint", rest=PartState((hood_out_x, 0.0, hood_z))),
+            Part("mouth_in", "box", (0.01, wb, self.hood_height - 0.08), dark, "rubber",
+                 rest=PartState((self.mouth_in + 0.004, 0.0, hb + (self.hood_height - 0.08) / 2))),
+            Part("mouth_out", "box", (0.01, wb, self.hood_height - 0.08), dark, "rubber",
+                 rest=PartState((self.mouth_out - 0.004, 0.0, hb + (self.hood_height - 0.08) / 2))),
+            Part("stripe_in", "box", (0.04, wb + 0.15, 0.06), yellow, "paint",
+                 rest=PartState((self.mouth_in - 0.02, 0.0, hb - 0.04 + self.hood_height - 0.03))),
+            Part("stripe_out", "box", (0.04, wb + 0.15, 0.06), yellow, "paint",
+                 rest=PartState((self.mouth_out + 0.02, 0.0, hb - 0.04 + self.hood_height - 0.03))),
+            Part("motor", "cylinder", (0.16, 0.16, 0.26), (0.25, 0.35, 0.55), "paint",
+                 rest=PartState((self.mouth_out - 0.15, -(wb / 2 + 0.31), hb - 0.2), (math.pi / 2, 0.0, 0.0))),
+            Part("gearbox", "box", (0.2, 0.14, 0.18), dark, "paint",
+                 rest=PartState((self.mouth_out - 0.15, -(wb / 2 + 0.11), hb - 0.2))),
             # filler: a portal behind the belt, the nozzle carriage on a rod, a tank on top
-            Part("fpost_l", "box", (0.08, 0.08, fpost_h), paint, "paint"),
-            Part("fpost_r", "box", (0.08, 0.08, fpost_h), paint, "paint"),
-            Part("farm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint"),
-            Part("farm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint"),
-            Part("fbeam", "box", (B + 0.24, 0.12, BEAM_H), paint, "paint"),
-            Part("fcyl", "cylinder", (0.11, 0.11, 0.22), steel, "steel"),
+            Part("fpost_l", "box", (0.08, 0.08, fpost_h), paint, "paint",
+                 rest=PartState((self.x_fill - pl, yb, fpost / 2))),
+            Part("fpost_r", "box", (0.08, 0.08, fpost_h), paint, "paint",
+                 rest=PartState((self.x_fill + pl, yb, fpost / 2))),
+            Part("farm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint",
+                 rest=PartState((self.x_fill - pl, yb / 2, fb + BEAM_H / 2))),
+            Part("farm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint",
+                 rest=PartState((self.x_fill + pl, yb / 2, fb + BEAM_H / 2))),
+            Part("fbeam", "box", (B + 0.24, 0.12, BEAM_H), paint, "paint",
+                 rest=PartState((self.x_fill, 0.0, fb + BEAM_H / 2))),
+            Part("fcyl", "cylinder", (0.11, 0.11, 0.22), steel, "steel",
+                 rest=PartState((self.x_fill, 0.0, fb + BEAM_H + 0.11))),
             Part("frod", "cylinder", (0.035, 0.035, 1.0), (0.85, 0.85, 0.88), "chrome"),
             Part("hose", "box", (0.025, 0.025, 1.0), dark, "rubber"),
             Part("carriage", "box", (B + 0.08, 0.1, CARRIAGE_H), (0.82, 0.83, 0.85), "steel"),
-            Part("tank", "cylinder", (0.26, 0.26, 0.8 * B + 0.1), (0.78, 0.79, 0.82), "steel"),
-            Part("sight", "box", (0.5 * B, 0.01, 0.06), liquid, "plastic"),
-            Part("tank_foot_l", "box", (0.05, 0.05, 0.12), paint, "paint"),
-            Part("tank_foot_r", "box", (0.05, 0.05, 0.12), paint, "paint"),
+            Part("tank", "cylinder", (0.26, 0.26, 0.8 * B + 0.1), (0.78, 0.79, 0.82), "steel",
+                 rest=PartState((self.x_fill, yb, tank_z), (0.0, math.pi / 2, 0.0))),
+            Part("sight", "box", (0.5 * B, 0.01, 0.06), liquid, "plastic",
+                 rest=PartState((self.x_fill, yb - 0.135, tank_z))),
+            Part("tank_foot_l", "box", (0.05, 0.05, 0.12), paint, "paint",
+                 rest=PartState((self.x_fill - 0.3 * B, yb, fb + BEAM_H + 0.06))),
+            Part("tank_foot_r", "box", (0.05, 0.05, 0.12), paint, "paint",
+                 rest=PartState((self.x_fill + 0.3 * B, yb, fb + BEAM_H + 0.06))),
             # capper: a second portal, a head with chucks, a spindle motor and a cap magazine
-            Part("cpost_l", "box", (0.08, 0.08, post_h), yellow, "paint"),
-            Part("cpost_r", "box", (0.08, 0.08, post_h), yellow, "paint"),
-            Part("carm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint"),
-            Part("carm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint"),
-            Part("cbeam", "box", (B + 0.24, 0.12, BEAM_H), yellow, "paint"),
-            Part("cmotor", "cylinder", (0.14, 0.14, 0.2), (0.25, 0.35, 0.55), "paint"),
+            Part("cpost_l", "box", (0.08, 0.08, post_h), yellow, "paint",
+                 rest=PartState((self.x_cap - pl, yb, cpost / 2))),
+            Part("cpost_r", "box", (0.08, 0.08, post_h), yellow, "paint",
+                 rest=PartState((self.x_cap + pl, yb, cpost / 2))),
+            Part("carm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint",
+                 rest=PartState((self.x_cap - pl, yb / 2, cb + BEAM_H / 2))),
+            Part("carm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint",
+                 rest=PartState((self.x_cap + pl, yb / 2, cb + BEAM_H / 2))),
+            Part("cbeam", "box", (B + 0.24, 0.12, BEAM_H), yellow, "paint",
+                 rest=PartState((self.x_cap, 0.0, cb + BEAM_H / 2))),
+            Part("cmotor", "cylinder", (0.14, 0.14, 0.2), (0.25, 0.35, 0.55), "paint",
+                 rest=PartState((self.x_cap, 0.0, cb + BEAM_H + 0.1))),
             Part("crod", "cylinder", (0.04, 0.04, 1.0), (0.85, 0.85, 0.88), "chrome"),
             Part("head", "box", (B + 0.06, 0.14, HEAD_H), dark, "paint"),
-            Part("magazine", "box", (B + 0.06, 0.14, CAP_H + 0.05), (0.3, 0.32, 0.36), "plastic"),
-            Part("cabinet", "box", (0.4, 0.25, 0.8), (0.85, 0.86, 0.84), "paint"),
-            Part("beacon", "cylinder", (0.09, 0.09, 0.12), (0.1, 0.8, 0.2), "plastic"),
+            Part("magazine", "box", (B + 0.06, 0.14, CAP_H + 0.05), (0.3, 0.32, 0.36), "plastic",
+                 rest=PartState((self.x_cap, MAG_FRONT + 0.07, self._chuck_bottom_down() + CAP_STROKE - CAP_H / 2))),
+            Part("cabinet", "box", (0.4, 0.25, 0.8), (0.85, 0.86, 0.84), "paint",
+                 rest=PartState((0.0, yb + 0.35, 0.4))),
+            Part("beacon", "cylinder", (0.09, 0.09, 0.12), (0.1, 0.8, 0.2), "plastic",
+                 rest=PartState((0.0, yb + 0.35, 0.86))),
             Part("spill", "cylinder", (2.2 * d, 2.2 * d, 0.008), liquid, "plastic"),
             Part("foam", "cylinder", (0.76 * d, 0.76 * d, SHOULDER_H + NECK_H + 0.012), liquid,
                  "plastic"),
         ]
-        parts += [Part(f"leg_{i}", "box", (0.06, 0.06, hb - 0.06), steel, "steel") for i in range(6)]
+        parts += [Part(f"leg_{i}", "box", (0.06, 0.06, hb - 0.06), steel, "steel",
+                       rest=PartState((x, y, (hb - 0.06) / 2)))
+                  for i, (x, y) in enumerate(leg_at)]
         parts += [Part(n, "box", (0.03, wb - 0.04, 0.004), (0.4, 0.4, 0.4), "rubber") for n in MARKS]
         for i in range(MAX_BOTTLES):
             parts += [
@@ -257,9 +310,7 @@ class Filler(Device):
 
     # ------------------------------------------------------------------ program
 
-    def motion(self, phase: float) -> dict:
-        """Batch centre x, nozzle and capper lowering (0..1), normal liquid level (fraction of
-        the body), whether the caps are on the bottles / in the chucks, the held caps' y."""
+    def motion(self, phase: float) -> Motion:
         step, t = self.step_at(phase)
         x = {"infeed": self.x_in + t * (self.x_fill - self.x_in),
              "transfer": self.x_fill + t * (self.x_cap - self.x_fill),
@@ -278,15 +329,15 @@ class Filler(Device):
             level = target * (FILL_START + (1 - FILL_START) * t)
         else:
             level = target if k > order.index("fill") else 0.0
-        return {
-            "x": bx,
-            "nozzle": {"nozzles_down": t, "fill": 1.0, "nozzles_up": 1.0 - t}.get(step, 0.0),
-            "level": level,
-            "capper": {"cap_down": t, "cap_up": 1.0 - t}.get(step, 0.0),
-            "capped": step in ("cap_up", "exit", "idle"),
-            "held": step != "cap_up",
-            "feed": (1.0 - t) * self._feed_start if step == "exit" else 0.0,
-        }
+        return Motion(
+            x=bx,
+            nozzle={"nozzles_down": t, "fill": 1.0, "nozzles_up": 1.0 - t}.get(step, 0.0),
+            level=level,
+            capper={"cap_down": t, "cap_up": 1.0 - t}.get(step, 0.0),
+            capped=step in ("cap_up", "exit", "idle"),
+            held=step != "cap_up",
+            feed=(1.0 - t) * self._feed_start if step == "exit" else 0.0,
+        )
 
     @property
     def _feed_start(self) -> float:
@@ -360,64 +411,14 @@ class Filler(Device):
             "spill": PartState((x, 0.0, hb + 0.004), scale=(f, f, 1.0), visible=on),
         }
 
-    def pose(self, phase: float) -> Pose:
-        m = self.motion(phase)
-        hb, B, wb = self._v("belt_height"), self.batch, self.belt_width
-        yb = self.y_back
-        belt_x = (self.x_in + self.x_out) / 2
-        hood_z = hb - 0.04 + self.hood_height / 2
-        hood_in_x = self.mouth_in - self.hood_length / 2
-        hood_out_x = self.mouth_out + self.hood_length / 2
-        fb, cb = self._fbeam_bottom(), self._cbeam_bottom()
-        fpost, cpost = fb + BEAM_H, cb + BEAM_H
-        pl = B / 2 + 0.12
-        tank_z = fb + BEAM_H + 0.12 + 0.13
-        pose = {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, yb + 1.1, 2.0)),
-            "belt": PartState((belt_x, 0.0, hb - 0.015)),
-            "side_front": PartState((belt_x, -(wb / 2 + 0.02), hb - 0.04)),
-            "side_back": PartState((belt_x, wb / 2 + 0.02, hb - 0.04)),
-            "hood_in": PartState((hood_in_x, 0.0, hood_z)),
-            "hood_out": PartState((hood_out_x, 0.0, hood_z)),
-            "mouth_in": PartState((self.mouth_in + 0.004, 0.0, hb + (self.hood_height - 0.08) / 2)),
-            "mouth_out": PartState((self.mouth_out - 0.004, 0.0, hb + (self.hood_height - 0.08) / 2)),
-            "stripe_in": PartState((self.mouth_in - 0.02, 0.0, hb - 0.04 + self.hood_height - 0.03)),
-            "stripe_out": PartState((self.mouth_out + 0.02, 0.0, hb - 0.04 + self.hood_height - 0.03)),
-            "gearbox": PartState((self.mouth_out - 0.15, -(wb / 2 + 0.11), hb - 0.2)),
-            "motor": PartState((self.mouth_out - 0.15, -(wb / 2 + 0.31), hb - 0.2),
-                               (math.pi / 2, 0.0, 0.0)),
-            "fpost_l": PartState((self.x_fill - pl, yb, fpost / 2)),
-            "fpost_r": PartState((self.x_fill + pl, yb, fpost / 2)),
-            "farm_l": PartState((self.x_fill - pl, yb / 2, fb + BEAM_H / 2)),
-            "farm_r": PartState((self.x_fill + pl, yb / 2, fb + BEAM_H / 2)),
-            "fbeam": PartState((self.x_fill, 0.0, fb + BEAM_H / 2)),
-            "fcyl": PartState((self.x_fill, 0.0, fb + BEAM_H + 0.11)),
-            "tank": PartState((self.x_fill, yb, tank_z), (0.0, math.pi / 2, 0.0)),
-            "sight": PartState((self.x_fill, yb - 0.135, tank_z)),
-            "tank_foot_l": PartState((self.x_fill - 0.3 * B, yb, fb + BEAM_H + 0.06)),
-            "tank_foot_r": PartState((self.x_fill + 0.3 * B, yb, fb + BEAM_H + 0.06)),
-            "cpost_l": PartState((self.x_cap - pl, yb, cpost / 2)),
-            "cpost_r": PartState((self.x_cap + pl, yb, cpost / 2)),
-            "carm_l": PartState((self.x_cap - pl, yb / 2, cb + BEAM_H / 2)),
-            "carm_r": PartState((self.x_cap + pl, yb / 2, cb + BEAM_H / 2)),
-            "cbeam": PartState((self.x_cap, 0.0, cb + BEAM_H / 2)),
-            "cmotor": PartState((self.x_cap, 0.0, cb + BEAM_H + 0.1)),
-            "magazine": PartState((self.x_cap, MAG_FRONT + 0.07,
-                                   self._chuck_bottom_down() + CAP_STROKE - CAP_H / 2)),
-            "cabinet": PartState((0.0, yb + 0.35, 0.4)),
-            "beacon": PartState((0.0, yb + 0.35, 0.86)),
-        }
-        for i, lx in enumerate(np.linspace(self.mouth_in + 0.1, self.mouth_out - 0.1, 3)):
-            for j, ly in enumerate((-(wb / 2 + 0.02), wb / 2 + 0.02)):
-                pose[f"leg_{2 * i + j}"] = PartState((float(lx), ly, (hb - 0.06) / 2))
-        pose.update(self.nozzle_states(m["nozzle"]))
-        pose.update(self.capper_states(m["capper"], m["held"], m["feed"]))
+    def build(self, m: Motion) -> Pose:
+        hb = self._v("belt_height")
+        pose = {**self.nozzle_states(m.nozzle), **self.capper_states(m.capper, m.held, m.feed)}
         for i in range(MAX_BOTTLES):
-            pose.update(self.bottle_states(i, m["x"] + self.offset(i), m["level"], m["capped"]))
-        pose.update(self.foam_spill(m["x"], None, False))
+            pose.update(self.bottle_states(i, m.x + self.offset(i), m.level, m.capped))
+        pose.update(self.foam_spill(m.x, None, False))
         run = self.x_out - self.x_in  # belt travel per cycle: marks come back to their places
-        travel = m["x"] - self.x_in
+        travel = m.x - self.x_in
         start = self.x_in
         for j, name in enumerate(MARKS):
             x = start + (j * run / N_MARKS + travel) % run
