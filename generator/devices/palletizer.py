@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ipadgen.anomalies import ColorChange, Jerk, ShapeChange, Shift, SpeedChange, Stall, Tilt, VariantCycle
-from ipadgen.devices.motion import lerp, ramp
+from ipadgen.devices.motion import lerp, ramp, turned
 from ipadgen.params import ParamRange
 from ipadgen.program import Device, Part, PartState, Pose, Step
 
@@ -113,20 +113,34 @@ class Palletizer(Device):
         wood, dark, steel = (0.62, 0.48, 0.3), (0.16, 0.17, 0.19), (0.6, 0.62, 0.65)
         yellow = (0.93, 0.74, 0.08)
         span_y = self.y_back - self.y_front
+        span_mid = (self.y_back + self.y_front) / 2
         bed_len = px + 2 * self.travel_out
+        pick = self.pick
+        feed_x = -0.9 + bx / 2 + 0.04
+        post_at = {"post_fl": (-self.x_post, self.y_front), "post_fr": (self.x_post, self.y_front),
+                   "post_bl": (-self.x_post, self.y_back), "post_br": (self.x_post, self.y_back)}
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("bed", "box", (bed_len, py + 0.1, BED_H - 0.02), dark, "paint"),
-            Part("bed_rail_a", "box", (bed_len, 0.04, 0.04), steel, "steel"),
-            Part("bed_rail_b", "box", (bed_len, 0.04, 0.04), steel, "steel"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete",
+                 rest=PartState((0.0, self.y_back + 0.8, 2.0))),
+            Part("bed", "box", (bed_len, py + 0.1, BED_H - 0.02), dark, "paint",
+                 rest=PartState((0.0, 0.0, (BED_H - 0.02) / 2))),
+            Part("bed_rail_a", "box", (bed_len, 0.04, 0.04), steel, "steel",
+                 rest=PartState((0.0, -py / 2 - 0.03, BED_H - 0.01))),
+            Part("bed_rail_b", "box", (bed_len, 0.04, 0.04), steel, "steel",
+                 rest=PartState((0.0, py / 2 + 0.03, BED_H - 0.01))),
             Part("pallet", "box", (px, py, PALLET_H), wood, "cardboard"),
             Part("pallet_new", "box", (px, py, PALLET_H), wood, "cardboard"),
-            Part("infeed", "box", (1.8, by + 0.1, 0.1), (0.22, 0.24, 0.27), "rubber"),
-            Part("infeed_frame", "box", (1.8, by + 0.14, FEED_Z - 0.1), (0.3, 0.33, 0.38), "paint"),
-            Part("stop", "box", (0.04, by + 0.14, 0.08), yellow, "paint"),
-            Part("rail_left", "box", (0.12, span_y + 0.12, 0.12), paint, "paint"),
-            Part("rail_right", "box", (0.12, span_y + 0.12, 0.12), paint, "paint"),
+            Part("infeed", "box", (1.8, by + 0.1, 0.1), (0.22, 0.24, 0.27), "rubber",
+                 rest=PartState((feed_x, pick[1], FEED_Z - 0.05))),
+            Part("infeed_frame", "box", (1.8, by + 0.14, FEED_Z - 0.1), (0.3, 0.33, 0.38), "paint",
+                 rest=PartState((feed_x, pick[1], (FEED_Z - 0.1) / 2))),
+            Part("stop", "box", (0.04, by + 0.14, 0.08), yellow, "paint",
+                 rest=PartState((bx / 2 + 0.06, pick[1], FEED_Z + 0.04))),
+            Part("rail_left", "box", (0.12, span_y + 0.12, 0.12), paint, "paint",
+                 rest=PartState((-self.x_post, span_mid, self.h_top + 0.06))),
+            Part("rail_right", "box", (0.12, span_y + 0.12, 0.12), paint, "paint",
+                 rest=PartState((self.x_post, span_mid, self.h_top + 0.06))),
             Part("bridge", "box", (2 * self.x_post + 0.12, 0.16, 0.14), paint, "paint"),
             Part("carriage", "box", (0.26, 0.26, 0.22), dark, "paint"),
             Part("mast", "box", (0.08, 0.08, self.z_travel - TOP - self._v("box_height") + 0.6),
@@ -135,13 +149,17 @@ class Palletizer(Device):
             Part("cup_a", "cylinder", (0.07, 0.07, 0.03), (0.1, 0.1, 0.1), "rubber"),
             Part("cup_b", "cylinder", (0.07, 0.07, 0.03), (0.1, 0.1, 0.1), "rubber"),
             Part("hose", "box", (0.03, 0.03, 0.5), (0.1, 0.1, 0.12), "rubber"),
-            Part("cabinet", "box", (0.5, 0.35, 1.4), (0.85, 0.86, 0.84), "paint"),
-            Part("beacon", "cylinder", (0.1, 0.1, 0.14), (0.95, 0.55, 0.05), "plastic"),
-            Part("fence", "box", (0.04, span_y, 1.2), yellow, "paint"),
+            Part("cabinet", "box", (0.5, 0.35, 1.4), (0.85, 0.86, 0.84), "paint",
+                 rest=PartState((self.x_post + 0.5, self.y_back + 0.3, 0.7))),
+            Part("beacon", "cylinder", (0.1, 0.1, 0.14), (0.95, 0.55, 0.05), "plastic",
+                 rest=PartState((self.x_post, self.y_back, self.h_top + 0.19))),
+            Part("fence", "box", (0.04, span_y, 1.2), yellow, "paint",
+                 rest=PartState((-self.x_post - 0.9, span_mid, 0.6))),
             Part("box_next", "box", (bx, by, bh), box, "cardboard"),
         ]
-        for post in ("post_fl", "post_fr", "post_bl", "post_br"):
-            parts.append(Part(post, "box", (0.12, 0.12, self.h_top), paint, "paint"))
+        for post, (x, y) in post_at.items():
+            parts.append(Part(post, "box", (0.12, 0.12, self.h_top), paint, "paint",
+                              rest=PartState((x, y, self.h_top / 2))))
         parts += [Part(f"box_{g}", "box", (bx, by, bh), box, "cardboard") for g in range(MAX_BOXES)]
         return {p.name: p for p in parts}
 
@@ -200,7 +218,7 @@ class Palletizer(Device):
         pallet_x = {m: self.travel_out * t, m + 1: self.travel_out}.get(cur, 0.0)
         pick = self.pick
         feed_start = (-1.2, pick[1], pick[2])
-        pose: Pose = {}
+        pose = self.rest_pose()
 
         def on_pallet(loc):
             return (loc[0] + pallet_x, loc[1], loc[2])
@@ -254,26 +272,6 @@ class Palletizer(Device):
             "cup_b": PartState((gx + bx * 0.22, gy, gz + 0.015)),
             "hose": PartState((gx + 0.07, gy, gz + 0.3)),
         })
-        span_mid = (self.y_back + self.y_front) / 2
-        pose.update({
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, self.y_back + 0.8, 2.0)),
-            "bed": PartState((0.0, 0.0, (BED_H - 0.02) / 2)),
-            "bed_rail_a": PartState((0.0, -py / 2 - 0.03, BED_H - 0.01)),
-            "bed_rail_b": PartState((0.0, py / 2 + 0.03, BED_H - 0.01)),
-            "infeed": PartState((-0.9 + bx / 2 + 0.04, pick[1], FEED_Z - 0.05)),
-            "infeed_frame": PartState((-0.9 + bx / 2 + 0.04, pick[1], (FEED_Z - 0.1) / 2)),
-            "stop": PartState((bx / 2 + 0.06, pick[1], FEED_Z + 0.04)),
-            "rail_left": PartState((-self.x_post, span_mid, self.h_top + 0.06)),
-            "rail_right": PartState((self.x_post, span_mid, self.h_top + 0.06)),
-            "post_fl": PartState((-self.x_post, self.y_front, self.h_top / 2)),
-            "post_fr": PartState((self.x_post, self.y_front, self.h_top / 2)),
-            "post_bl": PartState((-self.x_post, self.y_back, self.h_top / 2)),
-            "post_br": PartState((self.x_post, self.y_back, self.h_top / 2)),
-            "cabinet": PartState((self.x_post + 0.5, self.y_back + 0.3, 0.7)),
-            "beacon": PartState((self.x_post, self.y_back, self.h_top + 0.19)),
-            "fence": PartState((-self.x_post - 0.9, span_mid, 0.6)),
-        })
         return pose
 
     def _dropped(self, g: int, t: float, target) -> PartState | None:
@@ -292,12 +290,7 @@ class Palletizer(Device):
 
     def _tilted(self, state: PartState, angle: float, pallet_x: float) -> PartState:
         """Turned about the pallet's front bottom edge (a pallet on a broken slat)."""
-        x, y, z = state.location
-        y0, z0 = -self.pallet_size[1] / 2, BED_H
-        c, s = math.cos(angle), math.sin(angle)
-        dy, dz = y - y0, z - z0
-        return state.moved(location=(x, y0 + c * dy - s * dz, z0 + s * dy + c * dz),
-                           rotation=(angle, 0.0, 0.0))
+        return turned(state, 0, angle, (state.location[0], -self.pallet_size[1] / 2, BED_H))
 
     def _tilt(self, pose: Pose, angle: float, pallet_x: float, cur: int, t: float) -> None:
         for g in range(self.m):
