@@ -121,29 +121,54 @@ class RotaryTable(Device):
         odd = tuple(colorsys.hsv_to_rgb((self._v("part_hue") + 0.5) % 1.0, 0.8, 0.75))
         steel, dark, yellow = (0.6, 0.62, 0.65), (0.16, 0.17, 0.19), (0.93, 0.74, 0.08)
         column_h = self._arm_z + 0.12
-        arm_len = self._column_r - self.r_station + 0.18
+        rs = self.r_station
+        arm_len = self._column_r - rs + 0.18
+        ta = self.slot_angle(self.tool_slot)
+        load_a, unload_a = self.slot_angle(0), self.slot_angle(self.n - 1)
+        feed_mid = rs + 0.08 + FEED_LEN / 2
+        side = (w + 0.1) / 2 + 0.01
+        perp = load_a + math.pi / 2
+        rail_mid = self._polar(feed_mid, load_a, TOP + NEST_H + 0.01)
+        along_feed = (0.0, 0.0, load_a)
         parts = [
-            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete"),
-            Part("base", "cylinder", (2 * R * 0.88, 2 * R * 0.88, BASE_H), paint, "paint"),
-            Part("plinth", "cylinder", (2 * R * 0.95, 2 * R * 0.95, 0.06), dark, "paint"),
-            Part("disc", "cylinder", (2 * R, 2 * R, DISC_T), steel, "steel"),
-            Part("hub", "cylinder", (0.5 * R, 0.5 * R, 0.1), dark, "paint"),
-            Part("hub_cap", "cylinder", (0.2 * R, 0.2 * R, 0.04), yellow, "paint"),
-            Part("column", "box", (0.2, 0.2, column_h), paint, "paint"),
-            Part("arm", "box", (arm_len, 0.16, 0.12), paint, "paint"),
-            Part("cylinder_body", "cylinder", (0.16, 0.16, 0.2), dark, "paint"),
+            Part("floor", "box", (14.0, 14.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("wall", "box", (14.0, 0.1, 4.0), (0.72, 0.71, 0.68), "concrete", rest=PartState((0.0, R + 1.3, 2.0))),
+            Part("base", "cylinder", (2 * R * 0.88, 2 * R * 0.88, BASE_H), paint, "paint",
+                 rest=PartState((0.0, 0.0, BASE_H / 2))),
+            Part("plinth", "cylinder", (2 * R * 0.95, 2 * R * 0.95, 0.06), dark, "paint",
+                 rest=PartState((0.0, 0.0, 0.03))),
+            Part("disc", "cylinder", (2 * R, 2 * R, DISC_T), steel, "steel",
+                 rest=PartState((0.0, 0.0, BASE_H + DISC_T / 2))),
+            Part("hub", "cylinder", (0.5 * R, 0.5 * R, 0.1), dark, "paint", rest=PartState((0.0, 0.0, TOP + 0.05))),
+            Part("hub_cap", "cylinder", (0.2 * R, 0.2 * R, 0.04), yellow, "paint",
+                 rest=PartState((0.0, 0.0, TOP + 0.12))),
+            Part("column", "box", (0.2, 0.2, column_h), paint, "paint",
+                 rest=PartState(self._polar(self._column_r, ta, (self._arm_z + 0.12) / 2), rotation=(0.0, 0.0, ta))),
+            Part("arm", "box", (arm_len, 0.16, 0.12), paint, "paint",
+                 rest=PartState(self._polar(self._column_r - arm_len / 2 + 0.1, ta, self._arm_z),
+                                rotation=(0.0, 0.0, ta))),
+            Part("cylinder_body", "cylinder", (0.16, 0.16, 0.2), dark, "paint",
+                 rest=PartState(self._polar(rs, ta, self._arm_z + 0.1))),
             Part("ram", "cylinder", (0.05, 0.05, 1.0), (0.82, 0.82, 0.85), "chrome"),
             Part("head", "box", (0.16, 0.16, 0.1), yellow, "paint"),
-            Part("infeed", "box", (FEED_LEN, w + 0.1, 0.08), (0.22, 0.24, 0.27), "rubber"),
-            Part("infeed_rail_a", "box", (FEED_LEN, 0.02, 0.05), steel, "steel"),
-            Part("infeed_rail_b", "box", (FEED_LEN, 0.02, 0.05), steel, "steel"),
-            Part("infeed_leg", "box", (0.08, 0.08, TOP - 0.08), dark, "paint"),
-            Part("outfeed", "box", (FEED_LEN, w + 0.1, 0.04), steel, "steel"),
-            Part("outfeed_leg", "box", (0.08, 0.08, TOP - 0.1), dark, "paint"),
-            Part("cabinet", "box", (0.5, 0.3, 1.0), (0.85, 0.86, 0.84), "paint"),
-            Part("cable", "box", (0.04, 0.04, 0.6), dark, "rubber"),
-            Part("beacon", "cylinder", (0.09, 0.09, 0.12), (0.95, 0.55, 0.05), "plastic"),
+            Part("infeed", "box", (FEED_LEN, w + 0.1, 0.08), (0.22, 0.24, 0.27), "rubber",
+                 rest=PartState(self._polar(feed_mid, load_a, TOP + NEST_H - 0.04), rotation=along_feed)),
+            Part("infeed_rail_a", "box", (FEED_LEN, 0.02, 0.05), steel, "steel",
+                 rest=PartState(tuple(np.add(rail_mid, self._polar(side, perp, 0.0))), rotation=along_feed)),
+            Part("infeed_rail_b", "box", (FEED_LEN, 0.02, 0.05), steel, "steel",
+                 rest=PartState(tuple(np.add(rail_mid, self._polar(-side, perp, 0.0))), rotation=along_feed)),
+            Part("infeed_leg", "box", (0.08, 0.08, TOP - 0.08), dark, "paint",
+                 rest=PartState(self._polar(feed_mid + FEED_LEN / 2 - 0.1, load_a, (TOP - 0.08) / 2))),
+            Part("outfeed", "box", (FEED_LEN, w + 0.1, 0.04), steel, "steel",
+                 rest=PartState(self._polar(rs + 0.1 + FEED_LEN / 2, unload_a, TOP + NEST_H - 0.02),
+                                rotation=(0.0, 0.0, unload_a))),
+            Part("outfeed_leg", "box", (0.08, 0.08, TOP - 0.1), dark, "paint",
+                 rest=PartState(self._polar(rs + FEED_LEN, unload_a, (TOP - 0.1) / 2))),
+            Part("cabinet", "box", (0.5, 0.3, 1.0), (0.85, 0.86, 0.84), "paint",
+                 rest=PartState((-R - 0.45, R + 0.7, 0.5))),
+            Part("cable", "box", (0.04, 0.04, 0.6), dark, "rubber", rest=PartState((-R - 0.45, R + 0.6, 0.3))),
+            Part("beacon", "cylinder", (0.09, 0.09, 0.12), (0.95, 0.55, 0.05), "plastic",
+                 rest=PartState(self._polar(self._column_r, ta, self._arm_z + 0.18))),
             Part("feed_next", "box", (w, w, h), work, "paint"),
             Part("odd_part", "cylinder", (w * 1.15, w * 1.15, h * 1.5), odd, "plastic"),
         ]
@@ -217,7 +242,7 @@ class RotaryTable(Device):
                 + tuple(self.pin(i) for i in range(n - 1)))
 
     def pose(self, phase: float) -> Pose:
-        n, R, T = self.n, self._v("table_radius"), self.tool_slot
+        n, T = self.n, self.tool_slot
         w = self._v("part_size")
         step, t = self.step_at(phase)
         turn = self.table_turn(step, t)
@@ -225,7 +250,7 @@ class RotaryTable(Device):
         pin_z = self._work_top + 0.0
         feed_r0 = rs + w / 2 + 0.08  # near end of the infeed, where the waiting part sits
         load_a, unload_a = self.slot_angle(0), self.slot_angle(n - 1)
-        pose: Pose = {}
+        pose = self.rest_pose()
         pressed_now = step in ("press", "raise", "idle")
         for i in range(n):
             a = self.slot_angle(i) + turn
@@ -253,41 +278,7 @@ class RotaryTable(Device):
             if name not in used:
                 pose[name] = PartState((0.0, 0.0, TOP), visible=False)
 
-        ta = self.slot_angle(T)
         pose.update(self.tool_states(self.head_z(step, t)))
-        arm_len = self._column_r - rs + 0.18
-        feed_mid = rs + 0.08 + FEED_LEN / 2
-        side = (w + 0.1) / 2 + 0.01
-        perp = load_a + math.pi / 2
-        pose.update({
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "wall": PartState((0.0, R + 1.3, 2.0)),
-            "plinth": PartState((0.0, 0.0, 0.03)),
-            "base": PartState((0.0, 0.0, BASE_H / 2)),
-            "disc": PartState((0.0, 0.0, BASE_H + DISC_T / 2)),
-            "hub": PartState((0.0, 0.0, TOP + 0.05)),
-            "hub_cap": PartState((0.0, 0.0, TOP + 0.12)),
-            "column": PartState(self._polar(self._column_r, ta, (self._arm_z + 0.12) / 2),
-                                rotation=(0.0, 0.0, ta)),
-            "arm": PartState(self._polar(self._column_r - arm_len / 2 + 0.1, ta, self._arm_z),
-                             rotation=(0.0, 0.0, ta)),
-            "cylinder_body": PartState(self._polar(rs, ta, self._arm_z + 0.1)),
-            "beacon": PartState(self._polar(self._column_r, ta, self._arm_z + 0.18)),
-            "infeed": PartState(self._polar(feed_mid, load_a, TOP + NEST_H - 0.04),
-                                rotation=(0.0, 0.0, load_a)),
-            "infeed_rail_a": PartState(tuple(np.add(self._polar(feed_mid, load_a, TOP + NEST_H + 0.01),
-                                                    self._polar(side, perp, 0.0))),
-                                       rotation=(0.0, 0.0, load_a)),
-            "infeed_rail_b": PartState(tuple(np.add(self._polar(feed_mid, load_a, TOP + NEST_H + 0.01),
-                                                    self._polar(-side, perp, 0.0))),
-                                       rotation=(0.0, 0.0, load_a)),
-            "infeed_leg": PartState(self._polar(feed_mid + FEED_LEN / 2 - 0.1, load_a, (TOP - 0.08) / 2)),
-            "outfeed": PartState(self._polar(rs + 0.1 + FEED_LEN / 2, unload_a, TOP + NEST_H - 0.02),
-                                 rotation=(0.0, 0.0, unload_a)),
-            "outfeed_leg": PartState(self._polar(rs + FEED_LEN, unload_a, (TOP - 0.1) / 2)),
-            "cabinet": PartState((-R - 0.45, R + 0.7, 0.5)),
-            "cable": PartState((-R - 0.45, R + 0.6, 0.3)),
-        })
         return pose
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
