@@ -243,7 +243,10 @@ class Device:
     - `build(motion)`: the moving parts posed from those values.
 
     `pose(phase)` puts them together. Anomaly kinds edit the clock, the parts' states, or the
-    motion values (`read(pose)`, the inverse of `build`, gives them back: `anomalies.MotionEdit`)."""
+    motion values (`read(pose)`, the inverse of `build`, gives them back to
+    `AnomalyKind._motion_edit`). A family whose anomalies are whole variant programs (gripper,
+    palletizer) or whose parts change roles every cycle (rotary table) overrides `pose` instead,
+    starting from `rest_pose()`."""
 
     name: ClassVar[str]
     description: ClassVar[str]

@@ -1,6 +1,8 @@
 """A device family is one file: this one declares a stamper (a ram comes down on a block and goes
 back up), configures generic anomaly kinds of `ipadgen.anomalies` for it, and renders each kind
 against its normal twin with the same check every shipped family passes (test_render.py)."""
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,11 @@ from ipadgen.scene import scene_camera  # noqa: E402
 
 pytestmark = pytest.mark.blender
 TABLE_TOP = 0.5
+
+
+@dataclass(frozen=True)
+class Motion:
+    lowered: float  # 0: ram up .. 1: ram down on the block
 
 
 class Stamper(Device):
@@ -38,11 +45,14 @@ class Stamper(Device):
     )}
 
     def parts(self) -> dict[str, Part]:
+        """Every part once; those that never move with their rest pose."""
         block = self._v("block_size")
         parts = [
-            Part("floor", "box", (6.0, 6.0, 0.02), (0.55, 0.55, 0.53), "concrete"),
-            Part("table", "box", (0.8, 0.6, TABLE_TOP), (0.2, 0.3, 0.5), "paint"),
-            Part("block", "box", (block, block, block), (0.85, 0.6, 0.1), "paint"),
+            Part("floor", "box", (6.0, 6.0, 0.02), (0.55, 0.55, 0.53), "concrete", rest=PartState((0.0, 0.0, -0.01))),
+            Part("table", "box", (0.8, 0.6, TABLE_TOP), (0.2, 0.3, 0.5), "paint",
+                 rest=PartState((0.0, 0.0, TABLE_TOP / 2))),
+            Part("block", "box", (block, block, block), (0.85, 0.6, 0.1), "paint",
+                 rest=PartState((0.0, 0.0, TABLE_TOP + block / 2))),
             Part("ram", "box", (0.15, 0.15, 0.3), (0.8, 0.8, 0.82), "steel"),
         ]
         return {p.name: p for p in parts}
@@ -52,17 +62,15 @@ class Stamper(Device):
         return [Step("down", travel), Step("dwell", self._v("dwell_seconds")), Step("up", travel),
                 Step("idle", self._v("idle_seconds"))]
 
-    def pose(self, phase: float) -> Pose:
+    def motion(self, phase: float) -> Motion:
+        """The program as a few typed values: here, how far the ram is down."""
         step, t = self.step_at(phase)
-        lowered = {"down": t, "dwell": 1.0, "up": 1.0 - t}.get(step, 0.0)
-        block = self._v("block_size")
-        ram_bottom = TABLE_TOP + block + self._v("stroke") * (1.0 - lowered)
-        return {
-            "floor": PartState((0.0, 0.0, -0.01)),
-            "table": PartState((0.0, 0.0, TABLE_TOP / 2)),
-            "block": PartState((0.0, 0.0, TABLE_TOP + block / 2)),
-            "ram": PartState((0.0, 0.0, ram_bottom + 0.15)),
-        }
+        return Motion(lowered={"down": t, "dwell": 1.0, "up": 1.0 - t}.get(step, 0.0))
+
+    def build(self, m: Motion) -> Pose:
+        """The moving parts for those values."""
+        ram_bottom = TABLE_TOP + self._v("block_size") + self._v("stroke") * (1.0 - m.lowered)
+        return {"ram": PartState((0.0, 0.0, ram_bottom + 0.15))}
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         top = TABLE_TOP + self._v("block_size") + self._v("stroke") + 0.3

@@ -148,3 +148,24 @@ def test_device_registry_names_allowed_values():
     with pytest.raises(ValueError, match="allowed: ") as err:
         get_device("toaster")
     assert all(name in str(err.value) for name in DEVICES)
+
+
+@pytest.mark.parametrize("name", list(DEVICES))
+def test_every_part_is_posed_once_by_its_layer(name):
+    device = scene_device(spec_for(next(iter(DEVICES[name].anomalies)), device=name))
+    parts = device.parts()
+    rest = device.rest_pose()
+    pose = device.pose(0.37)
+    assert set(pose) == set(parts)
+    assert all(pose[n] == state for n, state in rest.items() if n in parts)  # a part at rest stays put
+    assert rest, "the static parts are declared with their rest pose"
+
+
+def test_a_part_with_no_rest_pose_and_no_built_state_is_named():
+    class Half(LIFTER):
+        def build(self, m):
+            return {k: v for k, v in super().build(m).items() if k != "rod"}
+
+    device = Half(scene_device(spec_for("stall")).values)
+    with pytest.raises(ValueError, match="lifter: parts rod have neither a rest pose"):
+        plan_video(spec_for("stall"), device, "training", 1)
