@@ -204,16 +204,12 @@ class Filler(Device):
         yellow, glass = (0.95, 0.74, 0.08), (0.86, 0.88, 0.9)
         belt_len = self.x_out - self.x_in + B + 0.1
         hood = (self.hood_length, wb + 0.14, self.hood_height)
-        post_h = self._cbeam_bottom() + BEAM_H
-        fpost_h = self._fbeam_bottom() + BEAM_H
         yb = self.y_back
         belt_x = (self.x_in + self.x_out) / 2
         hood_z = hb - 0.04 + self.hood_height / 2
         hood_in_x = self.mouth_in - self.hood_length / 2
         hood_out_x = self.mouth_out + self.hood_length / 2
         fb, cb = self._fbeam_bottom(), self._cbeam_bottom()
-        fpost, cpost = fb + BEAM_H, cb + BEAM_H
-        pl = B / 2 + 0.12
         tank_z = fb + BEAM_H + 0.12 + 0.13
         leg_at = [(float(lx), ly) for lx in np.linspace(self.mouth_in + 0.1, self.mouth_out - 0.1, 3)
                   for ly in (-(wb / 2 + 0.02), wb / 2 + 0.02)]
@@ -241,16 +237,7 @@ class Filler(Device):
             Part("gearbox", "box", (0.2, 0.14, 0.18), dark, "paint",
                  rest=PartState((self.mouth_out - 0.15, -(wb / 2 + 0.11), hb - 0.2))),
             # filler: a portal behind the belt, the nozzle carriage on a rod, a tank on top
-            Part("fpost_l", "box", (0.08, 0.08, fpost_h), paint, "paint",
-                 rest=PartState((self.x_fill - pl, yb, fpost / 2))),
-            Part("fpost_r", "box", (0.08, 0.08, fpost_h), paint, "paint",
-                 rest=PartState((self.x_fill + pl, yb, fpost / 2))),
-            Part("farm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint",
-                 rest=PartState((self.x_fill - pl, yb / 2, fb + BEAM_H / 2))),
-            Part("farm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), paint, "paint",
-                 rest=PartState((self.x_fill + pl, yb / 2, fb + BEAM_H / 2))),
-            Part("fbeam", "box", (B + 0.24, 0.12, BEAM_H), paint, "paint",
-                 rest=PartState((self.x_fill, 0.0, fb + BEAM_H / 2))),
+            *self._portal("f", self.x_fill, fb, paint),
             Part("fcyl", "cylinder", (0.11, 0.11, 0.22), steel, "steel",
                  rest=PartState((self.x_fill, 0.0, fb + BEAM_H + 0.11))),
             Part("frod", "cylinder", (0.035, 0.035, 1.0), (0.85, 0.85, 0.88), "chrome"),
@@ -265,16 +252,7 @@ class Filler(Device):
             Part("tank_foot_r", "box", (0.05, 0.05, 0.12), paint, "paint",
                  rest=PartState((self.x_fill + 0.3 * B, yb, fb + BEAM_H + 0.06))),
             # capper: a second portal, a head with chucks, a spindle motor and a cap magazine
-            Part("cpost_l", "box", (0.08, 0.08, post_h), yellow, "paint",
-                 rest=PartState((self.x_cap - pl, yb, cpost / 2))),
-            Part("cpost_r", "box", (0.08, 0.08, post_h), yellow, "paint",
-                 rest=PartState((self.x_cap + pl, yb, cpost / 2))),
-            Part("carm_l", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint",
-                 rest=PartState((self.x_cap - pl, yb / 2, cb + BEAM_H / 2))),
-            Part("carm_r", "box", (0.08, self.y_back + 0.04, BEAM_H), yellow, "paint",
-                 rest=PartState((self.x_cap + pl, yb / 2, cb + BEAM_H / 2))),
-            Part("cbeam", "box", (B + 0.24, 0.12, BEAM_H), yellow, "paint",
-                 rest=PartState((self.x_cap, 0.0, cb + BEAM_H / 2))),
+            *self._portal("c", self.x_cap, cb, yellow),
             Part("cmotor", "cylinder", (0.14, 0.14, 0.2), (0.25, 0.35, 0.55), "paint",
                  rest=PartState((self.x_cap, 0.0, cb + BEAM_H + 0.1))),
             Part("crod", "cylinder", (0.04, 0.04, 1.0), (0.85, 0.85, 0.88), "chrome"),
@@ -307,6 +285,20 @@ class Filler(Device):
                 Part(f"chuck_{i}", "cylinder", (0.62 * d, 0.62 * d, CHUCK_H), steel, "steel"),
             ]
         return {p.name: p for p in parts}
+
+    def _portal(self, prefix: str, x: float, beam_bottom: float, color) -> list[Part]:
+        """The two posts behind the belt, their arms and the beam over it, of the filler ("f") or
+        the capper ("c") portal at x."""
+        yb, pl, post_h = self.y_back, self.batch / 2 + 0.12, beam_bottom + BEAM_H
+        post, arm, beam_z = (0.08, 0.08, post_h), (0.08, yb + 0.04, BEAM_H), beam_bottom + BEAM_H / 2
+        return [
+            Part(f"{prefix}post_l", "box", post, color, "paint", rest=PartState((x - pl, yb, post_h / 2))),
+            Part(f"{prefix}post_r", "box", post, color, "paint", rest=PartState((x + pl, yb, post_h / 2))),
+            Part(f"{prefix}arm_l", "box", arm, color, "paint", rest=PartState((x - pl, yb / 2, beam_z))),
+            Part(f"{prefix}arm_r", "box", arm, color, "paint", rest=PartState((x + pl, yb / 2, beam_z))),
+            Part(f"{prefix}beam", "box", (self.batch + 0.24, 0.12, BEAM_H), color, "paint",
+                 rest=PartState((x, 0.0, beam_z))),
+        ]
 
     # ------------------------------------------------------------------ program
 
