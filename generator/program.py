@@ -255,6 +255,7 @@ class Device:
 
     def __init__(self, values: dict):
         self.values = values
+        self._rest: Pose | None = None  # rest_pose, once read
 
     def _v(self, key: str) -> float:
         """One parameter's value (shorthand for the pose code of every family)."""
@@ -275,8 +276,11 @@ class Device:
         raise NotImplementedError
 
     def rest_pose(self) -> Pose:
-        """The states of the parts that do not move (their `Part.rest`)."""
-        return {name: part.rest for name, part in self.parts().items() if part.rest is not None}
+        """The states of the parts that do not move (their `Part.rest`): read from `parts` once per
+        device (it builds every part's mesh description), a fresh dict each call for the caller to add to."""
+        if self._rest is None:
+            self._rest = {name: part.rest for name, part in self.parts().items() if part.rest is not None}
+        return dict(self._rest)
 
     def pose(self, phase: float) -> Pose:
         """Every part at `phase`: those at rest where `parts` put them, the moving ones built from the
