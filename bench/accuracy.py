@@ -9,8 +9,9 @@ table, a filler, a palletizer): hyper-parameters are chosen on those (`--validat
 benchmark. The scenes are rendered once with `ipadgen render-set` into `<work>/data` and reused.
 
 Every learned model trains on every scene from scratch with the same budget, `--clips` training
-clips (epochs of `--clips / --epochs` clips drawn afresh from all stride-1 clips), seed `--seed`,
-and each run's wall time is printed. Rows:
+clips (epochs of `--clips / --epochs` clips drawn afresh from all stride-1 clips), once per seed of
+`--seeds` (other initial weights, memory, clip draws and order), and each run's wall time is
+printed. The non-learned references draw nothing and run once. Rows:
 
 - every `--model` kind: full (the default detector), paper (the paper's model as published:
   reconstruction from the encoder's last stage, the window check), vswin, memae, conae, and the
@@ -25,18 +26,21 @@ and each run's wall time is printed. Rows:
 
 Printed: the frame AUC (IPAD protocol: clips of 16 at stride 1, centre-frame PSNR, the window's
 phase error where a model has one, min-max over each scene's test videos) of each row on each scene
-and their mean; a per-category table (each category's anomalous frames against the normal frames of
-the scenes that have that category, scene-normalised scores pooled); the last epoch's reconstruction
+(the mean over the seeds), their mean, its standard deviation over the scenes and, with several
+seeds, over the seeds (of each seed's mean over the scenes) and each seed's mean; a per-category
+table (each category's anomalous frames against the normal frames of the scenes that have that
+category, scene-normalised scores pooled, mean ± sd over the seeds); the last epoch's reconstruction
 MSE over that of each scene's mean training frame (below 1: a model has learned more than a still
 picture). No test label or test period label is read by any detector; labels are read here, to
 score. Results go to `<work>/results.json`, checkpoints to `<work>/runs`, each run's scores on each
 scene to `<work>/outcomes`; a rerun reuses finished runs and their scores.
 
-    python bench/accuracy.py                  # 6 scenes, every row: about 20 min each on 2 idle CPU cores
-                                              # (not yet run whole)
-    python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips (not yet timed)
+    python bench/accuracy.py                  # 6 scenes, every row: about 1 h 45 min on 2 idle CPU cores
+                                              # (2026-12-06, by parts: --core first, then the rest)
+    python bench/accuracy.py --quick          # 2 scenes (A01, A02) at 1,200 clips: about 15 min
     python bench/accuracy.py --validation     # the validation scenes V01-V04
     python bench/accuracy.py --core           # the default detector's rows and the references: about 6 min a scene
+    python bench/accuracy.py --core --seeds 0,1,2   # the same trained three times: the spread over seeds
 """
 
 from __future__ import annotations
@@ -154,15 +158,15 @@ def frame_categories(root: Path, scene: str, clip_len: int) -> dict[str, dict[st
     return result
 
 
-def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
+def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace, seed: int) -> Outcome:
     """Train (or resume) one run on one scene and score its rows; the outcome is kept in
-    `<work>/outcomes/` so a rerun, or a table over other scenes, reuses it instead of scoring again."""
-    kept = args.work / "outcomes" / f"{run_name(scene, run, args)}-clips{args.clips}-epochs{args.epochs}.json"
+    `<work>/outcomes/` so a rerun, or a table over other scenes or seeds, reuses it instead of scoring again."""
+    kept = args.work / "outcomes" / f"{run_name(scene, run, seed)}-clips{args.clips}-epochs{args.epochs}.json"
     if kept.is_file():
         outcome = Outcome(**json.loads(kept.read_text()))
         if all(row.label in outcome.auc for row in rows):
             return outcome
-    outcome = score_run(root, scene, run, rows, args)
+    outcome = score_run(root, scene, run, rows, args, seed)
     kept.parent.mkdir(parents=True, exist_ok=True)
     temporary = kept.with_suffix(".tmp")
     temporary.write_text(json.dumps(asdict(outcome)))
@@ -170,20 +174,25 @@ def run_scene(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.
     return outcome
 
 
-def run_name(scene: str, run: Run, args: argparse.Namespace) -> str:
+def run_name(scene: str, run: Run, seed: int) -> str:
     """<scene>-<run>-seed<S>-<config hash>: a changed config (a new default) is a new run, never a
     stale checkpoint or outcome reused."""
     config = get_config("tiny", **dict(run.overrides)).model_dump(mode="json")
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{scene}-{run.name}-seed{args.seed}-{digest}"
+    return f"{scene}-{run.name}-seed{seed}-{digest}"
 
 
-def score_run(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace) -> Outcome:
+def run_seed(run: Run, seed: int) -> int:
+    """The seed a run trains with: a non-learned reference draws nothing, so every seed shares its seed-0 run."""
+    return seed if get_kind(run.kind).learned else 0
+
+
+def score_run(root: Path, scene: str, run: Run, rows: list[Row], args: argparse.Namespace, seed: int) -> Outcome:
     config = get_config("tiny", **dict(run.overrides))
     epochs = args.epochs
-    options = TrainOptions(kind=run.kind, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    options = TrainOptions(kind=run.kind, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                            max_clips=max(1, args.clips // epochs), progress=False)
-    result = train(root, [scene], config, args.work / "runs" / run_name(scene, run, args), options)
+    result = train(root, [scene], config, args.work / "runs" / run_name(scene, run, seed), options)
     checkpoint = load_checkpoint(result.checkpoint)
     trained_config = checkpoint.config
     scores = {}
@@ -223,11 +232,33 @@ def category_auc(label: str, scenes: list[str], outcomes: dict, masks: dict) -> 
     return table
 
 
-def worst(fits: list[float | None]) -> str:
-    """The largest recon / mean frame figure of the scenes that have one (a run resumed with no
+def worst_of(fits: list[float | None]) -> float | None:
+    """The largest recon / mean frame figure of the runs that have one (a run resumed with no
     epoch left has none)."""
     present = [f for f in fits if f is not None]
-    return f"{max(present):.2f}" if present else "–"
+    return max(present) if present else None
+
+
+def worst(fits: list[float | None]) -> str:
+    largest = worst_of(fits)
+    return "–" if largest is None else f"{largest:.2f}"
+
+
+def mean_of(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def sd_of(values: list[float | None]) -> float | None:
+    """Standard deviation (population, as numpy's) of the values there are; none for fewer than two."""
+    present = [v for v in values if v is not None]
+    return float(np.std(present)) if len(present) > 1 else None
+
+
+def spread(values: list[float | None]) -> str:
+    """Mean ± standard deviation in percent (the mean alone for one value)."""
+    deviation = sd_of(values)
+    return percent(mean_of(values)) + ("" if deviation is None else f" ± {100 * deviation:.1f}")
 
 
 def percent(value: float | None) -> str:
@@ -251,7 +282,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs the clips are spread over (default 4)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of every learned model (1e-3)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0",
+                        help="comma list of training seeds; each learned model trains once per seed (default 0)")
     parser.add_argument("--kinds", default=None, help="only the rows of these model kinds, comma list (all)")
     parser.add_argument("--core", action="store_true",
                         help="only the default detector's rows (one training per scene) and the non-learned references")
@@ -263,6 +295,10 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown scene(s) {', '.join(unknown)}; allowed: "
                          f"{', '.join(sorted(p.stem for p in SCENE_DIR.glob('*.yaml')))}")
+    try:
+        seeds = sorted({int(seed) for seed in args.seeds.split(",")})
+    except ValueError:
+        raise SystemExit(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
     if args.clips is None:
         args.clips = 1200 if args.quick else 2400
     rows = [r for r in ROWS if args.kinds is None or r.run.kind in args.kinds.split(",")]
@@ -274,52 +310,60 @@ def main() -> None:
     runs: dict[Run, list[Row]] = {}
     for row in rows:
         runs.setdefault(row.run, []).append(row)
-    outcomes: dict[str, dict[str, dict]] = {s: {} for s in scenes}  # scene -> row -> video -> normality
-    scene_aucs: dict[str, dict[str, float | None]] = {s: {} for s in scenes}  # scene -> row -> AUC
-    fits: dict[str, dict[str, float | None]] = {}
-    lit_fits: dict[str, dict[str, float | None]] = {}
+    masks = {scene: frame_categories(root, scene, get_config("tiny").clip_len) for scene in scenes}
+    # seed -> scene -> row -> AUC, and -> video -> normality (for the categories)
+    scene_aucs: dict[int, dict[str, dict[str, float | None]]] = {seed: {s: {} for s in scenes} for seed in seeds}
+    outcomes: dict[int, dict[str, dict[str, dict]]] = {seed: {s: {} for s in scenes} for seed in seeds}
+    fits: dict[str, list[float | None]] = {}
+    lit_fits: dict[str, list[float | None]] = {}
     times: dict[str, list[float]] = {}
-    masks = {}
-    for scene in scenes:
-        masks[scene] = frame_categories(root, scene, get_config("tiny").clip_len)
-        for run, run_rows in runs.items():
-            outcome = run_scene(root, scene, run, run_rows, args)
-            for row in run_rows:
-                outcomes[scene][row.label] = outcome.normality[row.label]
-                scene_aucs[scene][row.label] = outcome.auc[row.label]
-                fits.setdefault(row.label, {})[scene] = outcome.fit
-                lit_fits.setdefault(row.label, {})[scene] = outcome.lit_fit
-                times.setdefault(row.label, []).append(outcome.seconds)
-                print(f"{scene} {row.label}: AUC {percent(outcome.auc[row.label])}, training {outcome.seconds:.0f} s"
-                      + (f", recon / mean frame {outcome.fit:.2f}" if outcome.fit is not None else "")
-                      + (f" (/ lit mean frame {outcome.lit_fit:.2f})" if outcome.lit_fit is not None else ""),
-                      flush=True)
+    for seed in seeds:
+        for scene in scenes:
+            for run, run_rows in runs.items():
+                outcome = run_scene(root, scene, run, run_rows, args, run_seed(run, seed))
+                for row in run_rows:
+                    outcomes[seed][scene][row.label] = outcome.normality[row.label]
+                    scene_aucs[seed][scene][row.label] = outcome.auc[row.label]
+                    fits.setdefault(row.label, []).append(outcome.fit)
+                    lit_fits.setdefault(row.label, []).append(outcome.lit_fit)
+                    times.setdefault(row.label, []).append(outcome.seconds)
+                    print(f"{scene} seed {seed} {row.label}: AUC {percent(outcome.auc[row.label])}, "
+                          f"training {outcome.seconds:.0f} s"
+                          + (f", recon / mean frame {outcome.fit:.2f}" if outcome.fit is not None else "")
+                          + (f" (/ lit mean frame {outcome.lit_fit:.2f})" if outcome.lit_fit is not None else ""),
+                          flush=True)
 
     print(f"\nFrame AUC (%), IPAD protocol, tiny config, {args.clips} training clips per learned model, "
-          f"seed {args.seed}, lr {args.lr}")
+          f"seeds {', '.join(map(str, seeds))} (a scene's figure is the mean over them), lr {args.lr}")
     lines, results = [], {}
     for row in rows:
-        aucs = [scene_aucs[s][row.label] for s in scenes]
-        present = [a for a in aucs if a is not None]
-        mean = float(np.mean(present)) if present else None
-        categories = category_auc(row.label, list(scenes), outcomes, masks)
-        fit = [fits[row.label][s] for s in scenes]
-        lit = [lit_fits[row.label][s] for s in scenes]
-        results[row.label] = {"kind": row.run.kind, "overrides": dict(row.run.overrides),
-                              "phase_weight": row.phase_weight, "auc": dict(zip(scenes, aucs)), "mean": mean,
-                              "categories": categories, "recon_over_mean_frame": dict(zip(scenes, fit)),
-                              "recon_over_lit_mean_frame": dict(zip(scenes, lit)),
-                              "train_seconds": float(np.mean(times[row.label]))}
-        lines.append([row.label, *map(percent, aucs), percent(mean), f"{np.std(present) * 100:.1f}" if present else "–",
-                      f"{np.mean(times[row.label]):.0f}",
-                      worst(fit), worst(lit)])
-    print(markdown(["detector", *scenes, "mean", "sd", "train s", "max recon / mean frame",
-                    "max recon / lit mean frame"], lines))
-    print("\nPer category: frame AUC (%) of the category's anomalous frames against the normal frames")
-    print(markdown(["detector", *CATEGORIES],
-                   [[row.label, *(percent(results[row.label]["categories"][c]) for c in CATEGORIES)] for row in rows]))
+        per_seed = {seed: [scene_aucs[seed][s][row.label] for s in scenes] for seed in seeds}
+        aucs = [mean_of([per_seed[seed][i] for seed in seeds]) for i in range(len(scenes))]
+        seed_means = [mean_of(per_seed[seed]) for seed in seeds]
+        mean = mean_of(aucs)
+        categories = {seed: category_auc(row.label, list(scenes), outcomes[seed], masks) for seed in seeds}
+        results[row.label] = {
+            "kind": row.run.kind, "overrides": dict(row.run.overrides), "phase_weight": row.phase_weight,
+            "auc": dict(zip(scenes, aucs)), "mean": mean, "sd_over_scenes": sd_of(aucs),
+            "mean_per_seed": dict(zip(map(str, seeds), seed_means)), "sd_over_seeds": sd_of(seed_means),
+            "auc_per_seed": {str(seed): dict(zip(scenes, per_seed[seed])) for seed in seeds},
+            "categories": {c: mean_of([categories[seed][c] for seed in seeds]) for c in CATEGORIES},
+            "categories_per_seed": {str(seed): categories[seed] for seed in seeds},
+            "recon_over_mean_frame": worst_of(fits[row.label]),
+            "recon_over_lit_mean_frame": worst_of(lit_fits[row.label]),
+            "train_seconds": float(np.mean(times[row.label]))}
+        lines.append([row.label, *map(percent, aucs), percent(mean), percent(sd_of(aucs)),
+                      percent(sd_of(seed_means)), " / ".join(map(percent, seed_means)),
+                      f"{np.mean(times[row.label]):.0f}", worst(fits[row.label]), worst(lit_fits[row.label])])
+    print(markdown(["detector", *scenes, "mean", "sd scenes", "sd seeds", "mean per seed", "train s",
+                    "max recon / mean frame", "max recon / lit mean frame"], lines))
+    print("\nPer category: frame AUC (%) of the category's anomalous frames against the normal frames"
+          + (" (mean over the seeds ± their standard deviation)" if len(seeds) > 1 else ""))
+    print(markdown(["detector", *CATEGORIES], [
+        [row.label, *(spread([results[row.label]["categories_per_seed"][str(seed)][c] for seed in seeds])
+                      for c in CATEGORIES)] for row in rows]))
     (args.work / "results.json").write_text(json.dumps(
-        {"scenes": list(scenes), "clips": args.clips, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+        {"scenes": list(scenes), "clips": args.clips, "epochs": args.epochs, "lr": args.lr, "seeds": seeds,
          "rows": results}, indent=1))
     print(f"\nwrote {args.work / 'results.json'}")
 
