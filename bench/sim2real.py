@@ -38,7 +38,7 @@ on the real scene uses every clip at stride 1 (at most `--max-clips` per epoch),
 gets all the clips its one video has; pretraining takes every second clip (why: at the pretraining
 call).
 
-    python bench/sim2real.py                       # tiny config, ~61 min of 2 idle CPU cores + rendering
+    python bench/sim2real.py --repeats 1           # tiny config, ~78 min on 2 CPU cores, renders included
     python bench/sim2real.py --work /tmp/s2r --epochs 4 --finetune-epochs 3 --repeats 1
 """
 
