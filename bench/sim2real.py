@@ -342,13 +342,15 @@ def main() -> None:
     # The non-learned reference on the same data as the rows above: every real training video (as real
     # only and the full fine-tune), and each few-shot choice alone (as the few-shot rows, whose normal bank
     # holds the clips of their one video).
-    for label, choices in (("clip-nn (no learning)", [None]), ("clip-nn, few-shot (no learning)", groups)):
-        print(f"== {label}: each frame's 9-frame clip against every clip of "
-              f"{'the real training videos' if choices == [None] else 'the few-shot videos'}, {len(choices)} run(s)")
+    references: list[Row] = []
+    for label, folder, data, choices in (
+            ("clip-nn (no learning)", "clip-nn", "the real training videos", [None]),
+            ("clip-nn, few-shot (no learning)", "clip-nn-few-shot", "each few-shot choice", groups)):
+        print(f"== {label}: each frame's 9-frame clip against every clip of {data}, {len(choices)} run(s)")
         row_name = f"{len(rows) + 1} {label}"
         reference_row = Row(label, 0, total)
         for seed, videos in enumerate(choices):
-            out = runs / label.split(" (")[0].replace(", ", "-").replace(" ", "-") / f"run-{seed}"
+            out = runs / folder / f"run-{seed}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
             reference = train(root, [REAL], config, out,
@@ -361,6 +363,7 @@ def main() -> None:
             print(f"  run {seed}: AUC {100 * evaluation.auc:.1f}"
                   + (f", videos {', '.join(videos)}" if videos else "") + f", {seconds:.0f} s to fill its bank")
         rows.append(reference_row)
+        references.append(reference_row)
 
     print()
     print(f"== table 3 analogue: {args.device} ({args.anomalies}), tiny config, "
@@ -389,7 +392,7 @@ def main() -> None:
         verdict = "within" if abs(full_auc - lora_auc) <= spread else "larger than"
         print(f"the AUC difference ({100 * (lora_auc - full_auc):+.1f} points) is {verdict} the spread over runs "
               f"(largest standard deviation {100 * spread:.1f} points)")
-    for reference in rows[5:]:
+    for reference in references:
         verdict = "beats" if lora_auc > statistics.mean(reference.aucs) else "does NOT beat"
         print(f"few-shot LoRA ({100 * lora_auc:.1f}) {verdict} {reference.label} "
               f"({100 * statistics.mean(reference.aucs):.1f})")
